@@ -1,0 +1,116 @@
+// embedsearch-server: parses flags and calls RunServer.
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "server/server.h"
+
+ABSL_FLAG(std::string, bundle, "",
+          "Bundle directory to serve. Empty: start without one "
+          "(UNAVAILABLE until Reload).");
+ABSL_FLAG(std::string, address, "0.0.0.0:50051",
+          "host:port to listen on; port 0 picks a free port (logged).");
+ABSL_FLAG(int, port, -1,
+          "If >= 0, replaces the port of --address (0 picks a free port).");
+ABSL_FLAG(std::string, token, "",
+          "Bearer token required by AddImages, RemoveImages and Reload. "
+          "Falls back to $EMBEDSEARCH_TOKEN; empty: no auth.");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain (enables TLS).");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key (with --tls_cert).");
+ABSL_FLAG(int, max_message_bytes, 16 << 20,
+          "Largest request or response message; bigger requests get "
+          "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, max_k, 1000, "Largest k a query may ask for.");
+ABSL_FLAG(int, max_concurrent_streams, 64,
+          "Concurrent calls per client connection (HTTP/2 streams).");
+ABSL_FLAG(int, threads, 0,
+          "Requests computing at once (each single-threaded); 0: one per "
+          "CPU core.");
+ABSL_FLAG(int, max_grpc_threads, 256,
+          "gRPC handler threads (mostly idle); keep above the number of "
+          "concurrent calls.");
+ABSL_FLAG(std::string, allowed_bundle_roots, "",
+          "Comma-separated directories Reload may load bundles from. Empty: "
+          "the parent directory of --bundle (or Reload disabled without it).");
+ABSL_FLAG(std::string, log_format, "text",
+          "Request log on stderr: text (key=value), json or none.");
+
+namespace {
+
+std::string ParentDirectory(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  const size_t slash = p.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return p.substr(0, slash);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before any thread exists, so every thread inherits the mask and only
+  // RunServer's sigwait sees SIGTERM/SIGINT.
+  embedsearch::BlockTerminationSignals();
+  absl::SetProgramUsageMessage(
+      "Serves embedsearch.v1.ImageSearch from a bundle.\n"
+      "  embedsearch-server --bundle=DIR [--address=0.0.0.0:50051] "
+      "[--token=T] [--tls_cert=F --tls_key=F]");
+  absl::ParseCommandLine(argc, argv);
+
+  embedsearch::ServerOptions options;
+  options.bundle_path = absl::GetFlag(FLAGS_bundle);
+  options.address = absl::GetFlag(FLAGS_address);
+  if (const int port = absl::GetFlag(FLAGS_port); port >= 0) {
+    const size_t colon = options.address.rfind(':');
+    const std::string host = colon == std::string::npos
+                                 ? options.address
+                                 : options.address.substr(0, colon);
+    options.address = absl::StrCat(host, ":", port);
+  }
+  options.token = absl::GetFlag(FLAGS_token);
+  if (options.token.empty()) {
+    if (const char* env = std::getenv("EMBEDSEARCH_TOKEN")) options.token = env;
+  }
+  options.tls_cert_path = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_path = absl::GetFlag(FLAGS_tls_key);
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  options.max_grpc_threads = absl::GetFlag(FLAGS_max_grpc_threads);
+  options.service.max_k = absl::GetFlag(FLAGS_max_k);
+  options.service.compute_threads = absl::GetFlag(FLAGS_threads);
+  options.service.decode_limits = embedsearch::DecodeLimits();
+  for (absl::string_view root :
+       absl::StrSplit(absl::GetFlag(FLAGS_allowed_bundle_roots), ',',
+                      absl::SkipWhitespace())) {
+    options.service.allowed_bundle_roots.emplace_back(root);
+  }
+  if (options.service.allowed_bundle_roots.empty() &&
+      !options.bundle_path.empty()) {
+    options.service.allowed_bundle_roots.push_back(
+        ParentDirectory(options.bundle_path));
+  }
+  if (!embedsearch::ParseLogFormat(absl::GetFlag(FLAGS_log_format),
+                                   &options.log_format)) {
+    std::fprintf(stderr, "--log_format must be text, json or none\n");
+    return 2;
+  }
+  if (options.service.max_k < 1) {
+    std::fprintf(stderr, "--max_k must be at least 1\n");
+    return 2;
+  }
+
+  const absl::Status status = embedsearch::RunServer(options);
+  if (!status.ok()) {
+    std::fprintf(stderr, "embedsearch-server: %s\n",
+                 status.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}

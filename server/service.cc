@@ -1,0 +1,401 @@
+#include "server/service.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/data/preprocess.h"
+#include "core/util/status_macros.h"
+#include "server/bundle_path.h"
+
+namespace embedsearch {
+namespace {
+
+// Prefixes a status message with what it is about, keeping the code.
+absl::Status Annotate(const absl::Status& s, absl::string_view what) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat(what, ": ", s.message()));
+}
+
+absl::Status CheckFinite(const float* v, size_t n, absl::string_view what) {
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(v[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, "[", i, "] is ", std::isnan(v[i]) ? "NaN" : "infinite",
+          "; every value must be a finite float"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void FillHit(const GalleryHit& from, v1::Hit* to) {
+  to->set_id(from.id);
+  to->set_distance(from.distance);
+  to->set_label(from.label);
+  to->set_label_name(from.label_name);
+  to->set_source(from.source);
+  if (!from.image_png.empty()) to->set_image_png(from.image_png);
+}
+
+}  // namespace
+
+SearchService::SearchService(ServiceOptions options)
+    : options_(std::move(options)),
+      started_(absl::Now()),
+      slots_(options_.compute_threads) {}
+
+absl::Status SearchService::LoadBundle(const std::string& dir) {
+  absl::MutexLock load_lock(&load_mu_);
+  absl::StatusOr<std::unique_ptr<Bundle>> loaded = Bundle::Load(dir);
+  if (!loaded.ok()) {
+    return Annotate(loaded.status(),
+                    absl::StrCat("cannot load bundle \"", dir, "\""));
+  }
+  return Swap(*std::move(loaded));
+}
+
+absl::Status SearchService::Swap(std::unique_ptr<Bundle> loaded) {
+  std::shared_ptr<Bundle> fresh(std::move(loaded));
+  std::shared_ptr<Bundle> old;
+  std::function<void(const Bundle&)> listener;
+  {
+    absl::MutexLock lock(&mu_);
+    old = std::exchange(bundle_, fresh);
+    listener = listener_;
+  }
+  if (listener) listener(*fresh);
+  // `old` is released here, or later by the last request still using it.
+  return absl::OkStatus();
+}
+
+std::shared_ptr<Bundle> SearchService::bundle() const {
+  absl::MutexLock lock(&mu_);
+  return bundle_;
+}
+
+void SearchService::SetBundleListener(
+    std::function<void(const Bundle&)> listener) {
+  std::shared_ptr<Bundle> current;
+  {
+    absl::MutexLock lock(&mu_);
+    listener_ = listener;
+    current = bundle_;
+  }
+  if (current && listener) listener(*current);
+}
+
+absl::StatusOr<std::shared_ptr<Bundle>> SearchService::RequireBundle() const {
+  std::shared_ptr<Bundle> b = bundle();
+  if (b == nullptr) {
+    return absl::UnavailableError(
+        "no bundle is loaded yet: start the server with --bundle or call "
+        "Reload with a bundle path");
+  }
+  return b;
+}
+
+absl::Status SearchService::PrepareImage(const Bundle& bundle,
+                                         const std::string& bytes,
+                                         absl::string_view what,
+                                         std::vector<float>* out,
+                                         Image* decoded) const {
+  if (bytes.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " is empty: send PNG, JPEG or binary PGM bytes"));
+  }
+  absl::StatusOr<Image> image = DecodeImage(bytes, options_.decode_limits);
+  if (!image.ok()) {
+    // Decoders report InvalidArgument; keep any other code they chose.
+    return Annotate(image.status(),
+                    absl::StrCat(what, " (", bytes.size(),
+                                 " bytes) could not be decoded as PNG, JPEG "
+                                 "or binary PGM"));
+  }
+  const EncoderConfig& config = bundle.encoder().config();
+  if (config.input_channels != 1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this model takes ", config.input_channels,
+        "-channel input; the server preprocesses to grayscale only"));
+  }
+  const size_t per_image =
+      static_cast<size_t>(config.input_height) * config.input_width;
+  const size_t offset = out->size();
+  out->resize(offset + per_image);
+  PreprocessImage(*image, config.input_height, config.input_width,
+                  config.normalization, out->data() + offset);
+  if (decoded != nullptr) *decoded = *std::move(image);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::SearchResponse> SearchService::Search(
+    const v1::SearchRequest& request, const StopCheck& stop) {
+  if (request.k() == 0 || request.k() > static_cast<uint32_t>(options_.max_k)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k must be between 1 and ", options_.max_k, "; got ",
+                     request.k()));
+  }
+  if (request.nprobe() > static_cast<uint32_t>(options_.max_nprobe)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "nprobe must be at most ", options_.max_nprobe, "; got ",
+        request.nprobe()));
+  }
+  if (request.ef_search() > static_cast<uint32_t>(options_.max_ef_search)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ef_search must be at most ", options_.max_ef_search, "; got ",
+        request.ef_search()));
+  }
+  if (request.query_case() == v1::SearchRequest::QUERY_NOT_SET) {
+    return absl::InvalidArgumentError(
+        "empty query: set one of image, embedding or id");
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<Bundle> bundle, RequireBundle());
+  const Gallery& gallery = bundle->gallery();
+  const int dim = bundle->encoder().dim();
+
+  GallerySearchOptions search;
+  search.k = static_cast<int>(request.k());
+  search.nprobe = static_cast<int>(request.nprobe());
+  search.ef_search = static_cast<int>(request.ef_search());
+  search.include_images = request.include_images();
+  if (request.label_filter_size() > 0) {
+    const std::vector<std::string> known = gallery.label_names();
+    for (int i = 0; i < request.label_filter_size(); ++i) {
+      const std::string& name = request.label_filter(i);
+      if (std::find(known.begin(), known.end(), name) == known.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "label_filter[", i, "] \"", name,
+            "\" is not a label of this gallery; known labels: ",
+            absl::StrJoin(known, ", ")));
+      }
+      search.label_filter.push_back(name);
+    }
+  }
+
+  std::vector<float> query(dim);
+  switch (request.query_case()) {
+    case v1::SearchRequest::kEmbedding: {
+      const auto& values = request.embedding().values();
+      if (values.size() != dim) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "embedding has ", values.size(), " values; this model (",
+            bundle->encoder().model_version(), ") needs exactly ", dim));
+      }
+      RETURN_IF_ERROR(CheckFinite(values.data(), values.size(), "embedding"));
+      std::copy(values.begin(), values.end(), query.begin());
+      break;
+    }
+    case v1::SearchRequest::kId: {
+      absl::StatusOr<CatalogItem> item = gallery.Get(request.id());
+      if (!item.ok()) {
+        if (absl::IsNotFound(item.status())) {
+          return absl::NotFoundError(absl::StrCat(
+              "no image with id ", request.id(), " in the gallery"));
+        }
+        return item.status();
+      }
+      if (item->embedding.size() != static_cast<size_t>(dim)) {
+        return absl::InternalError(absl::StrCat(
+            "stored embedding of id ", request.id(), " has ",
+            item->embedding.size(), " values, model dim is ", dim));
+      }
+      query = std::move(item->embedding);
+      break;
+    }
+    case v1::SearchRequest::kImage:
+    case v1::SearchRequest::QUERY_NOT_SET:
+      break;
+  }
+
+  ASSIGN_OR_RETURN(ComputeSlots::Lease lease, slots_.Acquire(stop));
+  if (request.query_case() == v1::SearchRequest::kImage) {
+    std::vector<float> input;
+    RETURN_IF_ERROR(
+        PrepareImage(*bundle, request.image(), "query image", &input, nullptr));
+    RETURN_IF_ERROR(CheckStop(stop, "encoding the query"));
+    bundle->encoder().Encode(input.data(), 1, query.data(), /*threads=*/1);
+  }
+  RETURN_IF_ERROR(CheckStop(stop, "searching the index"));
+  ASSIGN_OR_RETURN(auto results, gallery.Search(query.data(), 1, search));
+
+  v1::SearchResponse response;
+  response.set_model_version(bundle->encoder().model_version());
+  if (!results.empty()) {
+    for (const GalleryHit& hit : results[0]) FillHit(hit, response.add_hits());
+  }
+  return response;
+}
+
+absl::StatusOr<v1::EncodeResponse> SearchService::Encode(
+    const v1::EncodeRequest& request, const StopCheck& stop) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Bundle> bundle, RequireBundle());
+  ASSIGN_OR_RETURN(ComputeSlots::Lease lease, slots_.Acquire(stop));
+  std::vector<float> input;
+  RETURN_IF_ERROR(
+      PrepareImage(*bundle, request.image(), "image", &input, nullptr));
+  RETURN_IF_ERROR(CheckStop(stop, "encoding the image"));
+  const int dim = bundle->encoder().dim();
+  v1::EncodeResponse response;
+  response.mutable_embedding()->mutable_values()->Resize(dim, 0.0f);
+  bundle->encoder().Encode(input.data(), 1,
+                           response.mutable_embedding()->mutable_values()->mutable_data(),
+                           /*threads=*/1);
+  response.set_model_version(bundle->encoder().model_version());
+  return response;
+}
+
+absl::StatusOr<v1::AddImagesResponse> SearchService::AddImages(
+    const v1::AddImagesRequest& request, const StopCheck& stop) {
+  if (request.images_size() == 0) {
+    return absl::InvalidArgumentError("AddImages needs at least one image");
+  }
+  for (int i = 0; i < request.images_size(); ++i) {
+    if (request.images(i).label_name().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("images[", i, "].label_name is empty"));
+    }
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<Bundle> bundle, RequireBundle());
+  Gallery& gallery = bundle->gallery();
+  const Encoder& encoder = bundle->encoder();
+  const int n = request.images_size();
+  const int dim = encoder.dim();
+
+  std::vector<CatalogItem> items(n);
+  std::vector<float> embeddings(static_cast<size_t>(n) * dim);
+  {
+    ASSIGN_OR_RETURN(ComputeSlots::Lease lease, slots_.Acquire(stop));
+    std::vector<float> input;
+    for (int i = 0; i < n; ++i) {
+      const v1::NewImage& in = request.images(i);
+      Image decoded;
+      RETURN_IF_ERROR(PrepareImage(*bundle, in.image(),
+                                   absl::StrCat("images[", i, "].image"),
+                                   &input, &decoded));
+      CatalogItem& item = items[i];
+      item.label_name = in.label_name();
+      item.source = in.source();
+      if (DetectFormat(in.image()) == ImageFormat::kPng) {
+        item.image_png = in.image();  // Already PNG and known to decode.
+      } else {
+        ASSIGN_OR_RETURN(item.image_png, EncodePng(decoded));
+      }
+      RETURN_IF_ERROR(CheckStop(stop, "decoding the images"));
+    }
+    encoder.Encode(input.data(), n, embeddings.data(), /*threads=*/1);
+  }
+  // Labels: an existing name keeps its number; a new one gets the next.
+  std::vector<std::string> names = gallery.label_names();
+  for (int i = 0; i < n; ++i) {
+    CatalogItem& item = items[i];
+    auto it = std::find(names.begin(), names.end(), item.label_name);
+    if (it == names.end()) {
+      names.push_back(item.label_name);
+      it = names.end() - 1;
+    }
+    item.label = static_cast<int32_t>(it - names.begin());
+    item.embedding.assign(embeddings.begin() + static_cast<size_t>(i) * dim,
+                          embeddings.begin() + static_cast<size_t>(i + 1) * dim);
+    item.model_version = encoder.model_version();
+  }
+  // Past this point the write is not abandoned on cancellation: Gallery::Add
+  // commits to SQLite (durable) before it returns.
+  RETURN_IF_ERROR(CheckStop(stop, "adding to the gallery"));
+  ASSIGN_OR_RETURN(std::vector<int64_t> ids, gallery.Add(std::move(items)));
+  v1::AddImagesResponse response;
+  for (int64_t id : ids) response.add_ids(id);
+  response.set_gallery_size(static_cast<uint64_t>(gallery.size()));
+  return response;
+}
+
+absl::StatusOr<v1::RemoveImagesResponse> SearchService::RemoveImages(
+    const v1::RemoveImagesRequest& request) {
+  if (request.ids_size() == 0) {
+    return absl::InvalidArgumentError("RemoveImages needs at least one id");
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<Bundle> bundle, RequireBundle());
+  Gallery& gallery = bundle->gallery();
+  // All-or-nothing from the caller's view: refuse before touching anything
+  // when an id is unknown.
+  for (int64_t id : request.ids()) {
+    absl::StatusOr<CatalogItem> item = gallery.Get(id);
+    if (absl::IsNotFound(item.status())) {
+      return absl::NotFoundError(absl::StrCat(
+          "no image with id ", id, " in the gallery; nothing was removed"));
+    }
+    if (!item.ok()) return item.status();
+  }
+  std::vector<int64_t> ids(request.ids().begin(), request.ids().end());
+  ASSIGN_OR_RETURN(int64_t removed, gallery.Remove(ids));
+  v1::RemoveImagesResponse response;
+  response.set_removed(static_cast<uint64_t>(removed));
+  response.set_gallery_size(static_cast<uint64_t>(gallery.size()));
+  return response;
+}
+
+absl::StatusOr<v1::GetImageResponse> SearchService::GetImage(
+    const v1::GetImageRequest& request) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Bundle> bundle, RequireBundle());
+  absl::StatusOr<CatalogItem> item = bundle->gallery().Get(request.id());
+  if (absl::IsNotFound(item.status())) {
+    return absl::NotFoundError(
+        absl::StrCat("no image with id ", request.id(), " in the gallery"));
+  }
+  if (!item.ok()) return item.status();
+  v1::GetImageResponse response;
+  response.set_id(item->id);
+  response.set_image_png(std::move(item->image_png));
+  response.set_label(item->label);
+  response.set_label_name(item->label_name);
+  response.set_source(item->source);
+  return response;
+}
+
+absl::StatusOr<v1::GetInfoResponse> SearchService::GetInfo(
+    const v1::GetInfoRequest&) {
+  v1::GetInfoResponse response;
+  response.set_uptime_seconds(absl::ToDoubleSeconds(absl::Now() - started_));
+  for (auto& s : stats_.Snapshot()) *response.add_stats() = std::move(s);
+  std::shared_ptr<Bundle> bundle = this->bundle();
+  if (bundle == nullptr) return response;
+  const Gallery& gallery = bundle->gallery();
+  const EncoderConfig& config = bundle->encoder().config();
+  response.set_model_version(bundle->encoder().model_version());
+  response.set_dim(static_cast<uint32_t>(bundle->encoder().dim()));
+  response.set_metric(gallery.metric());
+  response.set_index_spec(gallery.index_spec());
+  response.set_gallery_size(static_cast<uint64_t>(gallery.size()));
+  for (const std::string& name : gallery.label_names()) {
+    response.add_label_names(name);
+  }
+  response.set_bundle_path(bundle->dir());
+  response.set_input_height(static_cast<uint32_t>(config.input_height));
+  response.set_input_width(static_cast<uint32_t>(config.input_width));
+  return response;
+}
+
+absl::StatusOr<v1::ReloadResponse> SearchService::Reload(
+    const v1::ReloadRequest& request) {
+  ASSIGN_OR_RETURN(std::string dir,
+                   ResolveBundlePath(request.bundle_path(),
+                                     options_.allowed_bundle_roots));
+  absl::Status loaded = LoadBundle(dir);
+  if (!loaded.ok()) {
+    std::shared_ptr<Bundle> current = bundle();
+    return absl::Status(
+        loaded.code(),
+        absl::StrCat(loaded.message(), "; bundle refused, ",
+                     current == nullptr
+                         ? std::string("still no bundle loaded")
+                         : absl::StrCat("still serving \"", current->dir(),
+                                        "\"")));
+  }
+  std::shared_ptr<Bundle> current = bundle();
+  v1::ReloadResponse response;
+  response.set_model_version(current->encoder().model_version());
+  response.set_gallery_size(static_cast<uint64_t>(current->gallery().size()));
+  return response;
+}
+
+}  // namespace embedsearch

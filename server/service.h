@@ -1,0 +1,97 @@
+// The ImageSearch service without the transport: every RPC as a function
+// from request proto to response proto or absl::Status. The gRPC layer
+// (grpc_service.h) adds auth, deadlines, logging and stats around it; the
+// fuzzers and unit tests call it directly.
+//
+// Thread safety: every method may be called from many threads at once.
+// The bundle is held in a shared_ptr that Reload swaps under a mutex; each
+// request takes its own reference first, so a request that started on the
+// old bundle finishes on it and the old bundle is destroyed only when the
+// last such request returns.
+#ifndef EMBEDSEARCH_SERVER_SERVICE_H_
+#define EMBEDSEARCH_SERVER_SERVICE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/image/image.h"
+#include "core/index/bundle.h"
+#include "embedsearch/v1/search.pb.h"
+#include "server/compute_slots.h"
+#include "server/stats.h"
+
+namespace embedsearch {
+
+struct ServiceOptions {
+  int max_k = 1000;            // default: 1000 hits per query at most
+  int max_nprobe = 65536;      // default: larger values are refused
+  int max_ef_search = 65536;   // default: larger values are refused
+  DecodeLimits decode_limits;  // default: 40 MP, 20000 px per side
+  // Concurrent CPU-bound requests; 0 = one per hardware thread (default).
+  int compute_threads = 0;
+  // Reload accepts only bundles inside these directories; empty (default)
+  // disables Reload.
+  std::vector<std::string> allowed_bundle_roots;
+};
+
+class SearchService {
+ public:
+  explicit SearchService(ServiceOptions options = {});
+  SearchService(const SearchService&) = delete;
+  SearchService& operator=(const SearchService&) = delete;
+
+  // Loads `dir` and swaps it in (no allowed-roots check: the operator chose
+  // it on the command line). On error the current bundle stays.
+  absl::Status LoadBundle(const std::string& dir);
+  // The current bundle, or nullptr before the first successful load.
+  std::shared_ptr<Bundle> bundle() const;
+  // Called (outside any lock) after each successful swap; used for health.
+  void SetBundleListener(std::function<void(const Bundle&)> listener);
+
+  RequestStats& stats() { return stats_; }
+  const ServiceOptions& options() const { return options_; }
+
+  // Every RPC. `stop` is polled between stages (decode, encode, search).
+  absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request,
+                                            const StopCheck& stop = {});
+  absl::StatusOr<v1::EncodeResponse> Encode(const v1::EncodeRequest& request,
+                                            const StopCheck& stop = {});
+  absl::StatusOr<v1::AddImagesResponse> AddImages(
+      const v1::AddImagesRequest& request, const StopCheck& stop = {});
+  absl::StatusOr<v1::RemoveImagesResponse> RemoveImages(
+      const v1::RemoveImagesRequest& request);
+  absl::StatusOr<v1::GetImageResponse> GetImage(
+      const v1::GetImageRequest& request);
+  // Answers without a bundle too (uptime and stats only).
+  absl::StatusOr<v1::GetInfoResponse> GetInfo(const v1::GetInfoRequest& request);
+  absl::StatusOr<v1::ReloadResponse> Reload(const v1::ReloadRequest& request);
+
+ private:
+  absl::StatusOr<std::shared_ptr<Bundle>> RequireBundle() const;
+  // Decode + preprocess into model input (C*H*W floats appended to `out`).
+  absl::Status PrepareImage(const Bundle& bundle, const std::string& bytes,
+                            absl::string_view what, std::vector<float>* out,
+                            Image* decoded) const;
+  absl::Status Swap(std::unique_ptr<Bundle> loaded);
+
+  const ServiceOptions options_;
+  const absl::Time started_;
+  ComputeSlots slots_;
+  RequestStats stats_;
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<Bundle> bundle_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const Bundle&)> listener_ ABSL_GUARDED_BY(mu_);
+  // Serialises loads so two Reloads never race to swap.
+  absl::Mutex load_mu_;
+};
+
+}  // namespace embedsearch
+
+#endif  // EMBEDSEARCH_SERVER_SERVICE_H_
