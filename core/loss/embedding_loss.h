@@ -18,7 +18,7 @@
 //                         kBatchHard: per anchor, hardest positive (max d) and
 //                           hardest negative (min d); mean over anchors.
 //                         kSemiHard: per positive pair (a,p), the closest
-//                           negative with d(a,p) < d(a,n) < d(a,p)+margin; if
+//                           negative farther than p (d(a,n) > d(a,p)); if
 //                           none, the farthest negative (as TF's
 //                           triplet_semihard_loss); mean over pairs.
 //   kCosine             CosineEmbeddingLoss(margin) on pairs: target +1 for
@@ -39,11 +39,12 @@
 //                       Correct answers: kAll = every positive of a;
 //                       kBatchHard = the hardest positive (max E) only;
 //                       kSemiHard = every positive, with nbar restricted to
-//                       the semi-hard negatives (E(a,p) < E(a,n) < E(a,p) +
-//                       margin), falling back to the most offending one.
+//                       the negatives farther than p (E(a,n) > E(a,p)),
+//                       falling back to the most offending one if none is.
 //                       Mean over (a, p).
 //   kNll                negative log-likelihood with a Gibbs distribution over
-//                       the candidates Y(a,p) = {p} U {negatives of a}:
+//                       the candidates Y(a,p) = {p} U {negatives of a}
+//                       (the notes print exp(+beta E): a sign slip):
 //                         E(a,p) + (1/beta) log sum_{y in Y} exp(-beta E(a,y))
 //                       (= -(1/beta) log softmax(-beta E)[p]); correct answers
 //                       as for the margin kinds (kSemiHard = kAll). Mean over
@@ -52,10 +53,14 @@
 //                       push-up: collapses if trained alone; for study).
 //   kPerceptron         E(a,p) - min_{y in Y(a,p)} E(a,y), mean over (a,p).
 //
+// kEnergy, kNll and kPerceptron ignore kSemiHard (it acts as kAll).
+//
 // Gradients follow PyTorch's conventions at kinks: a hinge max(0, z) passes
-// the gradient at z == 0 (clamp_min's mask is z >= 0); ties in a min split
-// nothing (the first index wins) except TripletMarginLoss's swap, which
-// follows at::min and splits the gradient in half.
+// the gradient at z == 0 (clamp_min's mask is z >= 0); ties in mining and in
+// the most offending answer pick the first index, except the triplet swap,
+// which follows at::minimum and splits the gradient in half.
+// The gradient treats the selection (mined triplets, nbar) and the active
+// count of batch-all as constants, as autograd would.
 //
 // Thread safety: ComputeEmbeddingLoss is a pure function; call it from any
 // thread.
@@ -67,6 +72,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/loss/mining.h"
 
 namespace embedsearch {
 
@@ -81,8 +87,6 @@ enum class EmbeddingLossKind {
   kEnergy,
   kPerceptron,
 };
-
-enum class Mining { kAll, kBatchHard, kSemiHard };
 
 struct EmbeddingLossOptions {
   EmbeddingLossKind kind = EmbeddingLossKind::kTriplet;  // default: triplet
@@ -123,9 +127,14 @@ absl::StatusOr<EmbeddingLossKind> ParseEmbeddingLossKind(
     absl::string_view name);
 absl::string_view EmbeddingLossKindName(EmbeddingLossKind kind);
 
-// "all", "batch-hard", "semi-hard".
-absl::StatusOr<Mining> ParseMining(absl::string_view name);
-absl::string_view MiningName(Mining mining);
+// ParseMining / MiningName ("all", "batch-hard", "semi-hard") are in
+// core/loss/mining.h, included above.
+
+// The same computation on doubles, for gradient checks and double callers:
+// the returned result's grad is empty and `grad` receives n * dim doubles.
+absl::StatusOr<EmbeddingLossResult> ComputeEmbeddingLossDouble(
+    const double* embeddings, int n, int dim, const int32_t* labels,
+    const EmbeddingLossOptions& options, std::vector<double>* grad);
 
 }  // namespace embedsearch
 
