@@ -6,9 +6,16 @@
 // -> [L2 normalize]. The reference encoder is conv_channels={32,64},
 // hidden=128, dim=64 on 28x28x1 input.
 //
-// Thread safety: Forward in eval mode (Encode) is const and may be called
-// from many threads at once; training calls (Forward with training=true,
-// Backward) need exclusive access.
+// Thread safety: Encode is const and may be called from many threads at
+// once (per-thread scratch, no shared mutable state); everything non-const
+// (Forward, Backward, ZeroGrad, set_threads, mutation through parameters())
+// needs exclusive access.
+//
+// Parameters (names as in PyTorch's state_dict of the same network):
+//   conv<i>.weight [C_out, C_in, 3, 3], conv<i>.bias [C_out] (no batch norm),
+//   bn<i>.weight, bn<i>.bias, bn<i>.running_mean, bn<i>.running_var [C_out]
+//   (batch norm; running stats have trainable = false),
+//   fc1.weight [hidden, flat], fc1.bias, fc2.weight [dim, hidden], fc2.bias.
 #ifndef EMBEDSEARCH_CORE_NN_ENCODER_H_
 #define EMBEDSEARCH_CORE_NN_ENCODER_H_
 
@@ -18,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/data/preprocess.h"
 
 namespace embedsearch {
@@ -49,8 +57,14 @@ class Encoder {
   // He initialisation for conv/ReLU layers, Xavier for the last linear.
   static absl::StatusOr<std::unique_ptr<Encoder>> Create(
       const EncoderConfig& config, uint64_t seed);
-  // Model file (ModelProto, binary). Errors name what is wrong: missing
-  // file, corrupt data, format_version mismatch, tensor shape mismatch.
+  // InvalidArgument for a config that cannot be built (names the field).
+  // Same config and seed give bit-identical weights on every platform.
+  //
+  // Model file (ModelProto, binary, format_version 1). Errors: NotFound
+  // (missing file), DataLoss (unparsable bytes, invalid config, missing or
+  // mis-shaped tensor -- named -- or weights not matching the stored
+  // model_version), FailedPrecondition (format_version other than 1; the
+  // message names both versions). Save writes atomically (temp + rename).
   static absl::StatusOr<std::unique_ptr<Encoder>> Load(const std::string& path);
   static absl::StatusOr<std::unique_ptr<Encoder>> FromBytes(absl::string_view bytes);
   absl::Status Save(const std::string& path) const;
@@ -58,20 +72,36 @@ class Encoder {
 
   const EncoderConfig& config() const;
   int dim() const;
-  // "enc-" + first 12 hex digits of a hash of config and weights.
+  // "enc-" + first 12 hex digits of a 64-bit hash of config and weights.
+  // Computed from the current weights on each call (O(weights), about
+  // 0.3 ms for the reference encoder): cache it if you need it per request.
   std::string model_version() const;
+  // Floats per input image: input_channels * input_height * input_width.
+  int64_t input_size() const;
 
   // Inference: n preprocessed inputs (n * C*H*W floats) to n embeddings
   // (n * dim floats). Thread-safe; uses at most `threads` OpenMP threads
-  // (0 = the OpenMP default).
+  // (0 = the OpenMP default; n = 1 never forks). Equals Forward(training =
+  // false) up to float rounding (batch norm is folded into the conv).
   void Encode(const float* input, int n, float* output, int threads = 1) const;
 
-  // Training: forward keeps activations; backward takes dL/d(embedding)
-  // (n * dim) and accumulates parameter gradients.
+  // Training: forward keeps activations (output may be null); backward takes
+  // dL/d(embedding) (n * dim) of the last Forward and accumulates (+=)
+  // parameter gradients. training=true uses batch statistics for batch norm
+  // (and updates the running ones) and applies dropout; training=false is
+  // the inference network. Uses threads() OpenMP threads; with a fixed
+  // thread count the results are deterministic.
   void Forward(const float* input, int n, float* output, bool training);
   void Backward(const float* grad_output);
   void ZeroGrad();
+  // Threads for Forward/Backward (default 1; 0 = the OpenMP default).
+  void set_threads(int threads);
+  int threads() const;
+  // All tensors in a fixed order (the model file's order), including batch
+  // norm running stats (trainable = false). Pointers live as long as the
+  // encoder; shapes must not be changed.
   std::vector<Parameter*> parameters();
+  std::vector<const Parameter*> parameters() const;
 
   ~Encoder();
 
