@@ -1,0 +1,73 @@
+// Retrieval quality of an embedding: test queries against a train gallery.
+//
+// Definitions (the metric-learning convention, e.g. Musgrave et al. 2020,
+// "A Metric Learning Reality Check"):
+//   precision@1  fraction of queries whose nearest gallery item has the
+//                query's label.
+//   recall@k     fraction of queries with at least one same-label item among
+//                their k nearest gallery items.
+//   mAP@R        for a query with R same-label gallery items, retrieve R
+//                neighbours; AP@R = (1/R) * sum_{i<=R} rel(i) * P@i, where
+//                rel(i) is 1 when neighbour i has the query's label and P@i
+//                is the precision of the first i neighbours. Averaged over
+//                queries (queries with R = 0 count as 0).
+#ifndef EMBEDSEARCH_TRAINER_RETRIEVAL_METRICS_H_
+#define EMBEDSEARCH_TRAINER_RETRIEVAL_METRICS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace embedsearch {
+
+struct RetrievalMetrics {
+  int64_t queries = 0;
+  double precision_at_1 = 0;
+  double recall_at_1 = 0;
+  double recall_at_5 = 0;
+  double recall_at_10 = 0;
+  double map_at_r = 0;
+};
+
+// Accumulates metrics one query at a time from its ranked neighbour labels
+// (nearest first). `relevant_count` is R, the number of gallery items with
+// the query's label; `ranked_labels` must hold at least min(R, 10) labels
+// when the gallery has that many items (fewer are treated as misses).
+class RetrievalMetricsAccumulator {
+ public:
+  void AddQuery(int32_t query_label, const int32_t* ranked_labels,
+                int64_t ranked_count, int64_t relevant_count);
+  RetrievalMetrics Result() const;
+
+ private:
+  int64_t queries_ = 0;
+  int64_t hits_at_1_ = 0;
+  int64_t hits_at_5_ = 0;
+  int64_t hits_at_10_ = 0;
+  double ap_sum_ = 0;
+};
+
+struct RetrievalEvalOptions {
+  int query_block = 256;  // default: queries per FAISS search call (bounds
+                          // memory: block * R_max * 12 bytes)
+  int threads = 0;        // default: 0 = OpenMP default
+};
+
+// Exact search (faiss::IndexFlatL2, squared L2) of `queries` (nq * dim)
+// against `gallery` (ng * dim) and the metrics above. Each query retrieves
+// max(10, R) neighbours so mAP@R is exact. Errors: InvalidArgument for
+// empty inputs, dim <= 0 or label counts that do not match.
+absl::StatusOr<RetrievalMetrics> EvaluateRetrieval(
+    const float* gallery, const std::vector<int32_t>& gallery_labels,
+    const float* queries, const std::vector<int32_t>& query_labels, int dim,
+    const RetrievalEvalOptions& options = {});
+
+// One JSON object (no newline) with the fields of `m`, e.g.
+// {"queries":10,"precision_at_1":0.9,...}.
+std::string RetrievalMetricsJson(const RetrievalMetrics& m);
+
+}  // namespace embedsearch
+
+#endif  // EMBEDSEARCH_TRAINER_RETRIEVAL_METRICS_H_
