@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/image/image.h"
 
 namespace embedsearch {
@@ -25,8 +26,12 @@ struct Dataset {
     return pixels.data() + i * static_cast<size_t>(height) * width;
   }
   Image GetImage(size_t i) const;  // A copy as a 1-channel Image.
-  // The first `n` images of each label, or every image when fewer exist.
+  // The images at `indices`, in that order (repeats allowed), with the same
+  // label names. Every index must be < size() (checked; aborts otherwise).
   Dataset Subset(const std::vector<size_t>& indices) const;
+  // The first `n` images of each label (every image of a label with fewer),
+  // in dataset order: a small balanced subset for tests and evaluation.
+  Dataset FirstPerLabel(size_t n) const;
 };
 
 // The ten Fashion-MNIST class names, in label order.
@@ -43,7 +48,16 @@ struct IdxArray {
   std::vector<uint32_t> dims;
   std::vector<uint8_t> data;
 };
+// Only unsigned-byte IDX (type 0x08) with 1..4 dimensions. The size claimed
+// by the header is checked against what the file can hold before anything is
+// allocated. Errors: NotFound, DataLoss (bad magic, truncated, corrupt gzip,
+// trailing bytes), InvalidArgument (unsupported element type).
 absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path);
+// The same on bytes in memory (gzip or plain); `name` is used in messages.
+absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes,
+                                  absl::string_view name = "IDX");
+// Writes atomically (see WriteFileAtomically). InvalidArgument if the dims'
+// product differs from data.size() or there are not 1..4 dims.
 absl::Status WriteIdxFile(const std::string& path, const IdxArray& array,
                           bool gzip);
 

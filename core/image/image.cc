@@ -98,6 +98,13 @@ Image ToGrayscale(const Image& image) {
   out.pixels.resize(n);
   const uint8_t* src = image.pixels.data();
   const int c = image.channels;
+  if (c == 2) {  // Gray+alpha (not produced by our decoders, but cheap).
+    for (size_t i = 0; i < n; ++i, src += 2) {
+      out.pixels[i] = static_cast<uint8_t>((src[0] * uint32_t{src[1]} + 127u) / 255u);
+    }
+    return out;
+  }
+  if (c < 3) return out;  // Malformed: black rather than a read overrun.
   for (size_t i = 0; i < n; ++i, src += c) {
     // Integer BT.601 weights (x1000), rounded.
     uint32_t y = (299u * src[0] + 587u * src[1] + 114u * src[2] + 500u) / 1000u;
