@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/loss/distance.h"
 #include "core/loss/ebm_loss.h"
+#include "core/loss/mining.h"
 #include "core/loss/pairwise_losses.h"
 
 namespace embedsearch {

@@ -63,7 +63,8 @@
 // count of batch-all as constants, as autograd would.
 //
 // Thread safety: ComputeEmbeddingLoss is a pure function; call it from any
-// thread.
+// thread. This header exposes no Eigen types, so callers may be compiled
+// with other -march flags than the loss library.
 #ifndef EMBEDSEARCH_CORE_LOSS_EMBEDDING_LOSS_H_
 #define EMBEDSEARCH_CORE_LOSS_EMBEDDING_LOSS_H_
 
@@ -72,7 +73,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "core/loss/mining.h"
+#include "core/loss/mining_kind.h"
 
 namespace embedsearch {
 
@@ -128,7 +129,7 @@ absl::StatusOr<EmbeddingLossKind> ParseEmbeddingLossKind(
 absl::string_view EmbeddingLossKindName(EmbeddingLossKind kind);
 
 // ParseMining / MiningName ("all", "batch-hard", "semi-hard") are in
-// core/loss/mining.h, included above.
+// core/loss/mining_kind.h, included above.
 
 // The same computation on doubles, for gradient checks and double callers:
 // the returned result's grad is empty and `grad` receives n * dim doubles.

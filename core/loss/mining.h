@@ -13,21 +13,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/loss/loss_types.h"
+#include "core/loss/mining_kind.h"
 
 namespace embedsearch {
-
-enum class Mining {
-  kAll,        // every valid triplet (a, p, n): a != p, same label; n other
-  kBatchHard,  // per anchor: hardest positive (max dist), most offending
-               // negative (min dist) (Hermans et al. 2017)
-  kSemiHard,   // per positive pair (a, p): the closest negative farther than
-               // p (dist(a,n) > dist(a,p)); if none, the farthest negative
-               // (TensorFlow's triplet_semihard_loss; FaceNet)
-};
-
-// "all", "batch-hard", "semi-hard".
-absl::StatusOr<Mining> ParseMining(absl::string_view name);
-absl::string_view MiningName(Mining mining);
 
 struct Triplet {
   int anchor;
