@@ -1,0 +1,107 @@
+// Times the reference encoder (conv 1->32, pool, conv 32->64, pool,
+// linear 3136->128, ReLU, linear 128->64, L2 norm) on random 28x28 inputs:
+//   encode_b1     Encode of one image (latency)
+//   encode_b256   Encode of 256 images (throughput)
+//   train_sgd_b128 / train_adam_b128  ZeroGrad + Forward + Backward of
+//                 L = sum(y^2) + optimizer step, batch 128
+// Prints one JSON object per line: {"name", "threads", "ms" (median),
+// "ms_mean", "items_per_s", "cpu_ms" (process CPU time per rep), "reps"}. Median over repetitions because the
+// machine is shared.
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "core/nn/encoder.h"
+#include "core/nn/optimizer.h"
+#include "core/nn/random.h"
+
+ABSL_FLAG(int, threads, 1, "OpenMP threads for encoding and training");
+ABSL_FLAG(double, seconds, 2.0, "minimum measuring time per case");
+ABSL_FLAG(std::string, cases, "encode_b1,encode_b256,train_sgd_b128,train_adam_b128",
+          "comma-separated cases to run");
+
+namespace embedsearch {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void Measure(const std::string& name, int threads, int items, double seconds,
+             const std::function<void()>& fn) {
+  for (int i = 0; i < 3; ++i) fn();  // warm-up: scratch buffers, caches
+  std::vector<double> ms;
+  timespec c0, c1;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+  const auto start = Clock::now();
+  while (ms.size() < 5 ||
+         std::chrono::duration<double>(Clock::now() - start).count() < seconds) {
+    const auto t0 = Clock::now();
+    fn();
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    if (ms.size() >= 100000) break;
+  }
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+  const double cpu_ms = ((c1.tv_sec - c0.tv_sec) * 1e3 + (c1.tv_nsec - c0.tv_nsec) * 1e-6) / ms.size();
+  double mean = 0;
+  for (double v : ms) mean += v;
+  mean /= ms.size();
+  std::sort(ms.begin(), ms.end());
+  const double median = ms[ms.size() / 2];
+  std::printf(
+      "{\"name\": \"%s\", \"threads\": %d, \"ms\": %.5f, \"ms_mean\": %.5f, "
+      "\"items_per_s\": %.1f, \"cpu_ms\": %.5f, \"reps\": %zu}\n",
+      name.c_str(), threads, median, mean, items * 1000.0 / median, cpu_ms, ms.size());
+  std::fflush(stdout);
+}
+
+int Main() {
+  const int threads = absl::GetFlag(FLAGS_threads);
+  const double seconds = absl::GetFlag(FLAGS_seconds);
+  const std::string cases = "," + absl::GetFlag(FLAGS_cases) + ",";
+  auto want = [&](const char* c) { return cases.find(std::string(",") + c + ",") != std::string::npos; };
+
+  auto encoder = Encoder::Create(EncoderConfig(), 1).value();
+  encoder->set_threads(threads);
+  nn::Rng rng(7);
+  std::vector<float> x(256 * encoder->input_size());
+  for (float& v : x) v = rng.Normal();
+  std::vector<float> y(256 * encoder->dim());
+
+  if (want("encode_b1")) {
+    Measure("encode_b1", threads, 1, seconds,
+            [&] { encoder->Encode(x.data(), 1, y.data(), threads); });
+  }
+  if (want("encode_b256")) {
+    Measure("encode_b256", threads, 256, seconds,
+            [&] { encoder->Encode(x.data(), 256, y.data(), threads); });
+  }
+  for (const char* kind : {"sgd", "adam"}) {
+    const std::string name = std::string("train_") + kind + "_b128";
+    if (!want(name.c_str())) continue;
+    std::unique_ptr<Optimizer> opt =
+        std::string(kind) == "sgd" ? MakeSgd(encoder->parameters())
+                                   : MakeAdam(encoder->parameters());
+    std::vector<float> grad(128 * encoder->dim());
+    Measure(name, threads, 128, seconds, [&] {
+      opt->ZeroGrad();
+      encoder->Forward(x.data(), 128, y.data(), /*training=*/true);
+      for (size_t i = 0; i < grad.size(); ++i) grad[i] = 2.0f * y[i];  // d sum(y^2)
+      encoder->Backward(grad.data());
+      opt->Step(1e-3f);
+    });
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace embedsearch
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return embedsearch::Main();
+}
