@@ -8,6 +8,5 @@ seconds=${2:-3}
 cmake --build "$build" --target nn_bench -j2 >/dev/null
 mkdir -p "$root/bench/results"
 NN_COMPARE_COMMAND="bench/nn_compare.sh $*" \
-NN_COMPARE_NOTES="$root/bench/nn_notes.md" \
   /usr/bin/python3 "$root/bench/torch_encoder.py" --ours "$build/bench/nn_bench" \
   --seconds "$seconds" --out "$root/bench/results/nn.md"

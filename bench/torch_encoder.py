@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+NOTES_MARKER = "<!-- notes: kept by torch_encoder.py -->"
 CASES = ["encode_b1", "encode_b256", "train_sgd_b128", "train_adam_b128"]
 
 
@@ -137,6 +138,13 @@ def main():
                 cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
         except (OSError, StopIteration):
             pass
+        # Hand-written analysis below the marker survives re-runs.
+        notes = ""
+        if os.path.exists(args.out):
+            with open(args.out) as f:
+                old = f.read()
+            if NOTES_MARKER in old:
+                notes = old[old.index(NOTES_MARKER):]
         with open(args.out, "w") as f:
             f.write("# core/nn: reference encoder vs PyTorch\n\n")
             f.write(f"Command: `{cmd}`\n\n")
@@ -145,10 +153,8 @@ def main():
                     f"Python {platform.python_version()}; each case measured for "
                     f"{args.seconds:g} s per side, ours then PyTorch, medians.\n\n")
             f.write(table + "\n")
-            notes = os.environ.get("NN_COMPARE_NOTES")
-            if notes and os.path.exists(notes):
-                with open(notes) as n:
-                    f.write("\n" + n.read())
+            if notes:
+                f.write("\n" + notes)
 
 
 if __name__ == "__main__":
