@@ -15,7 +15,8 @@ ROOT/deploy/kubernetes/*.yaml, and checks that
     one port, the one the Dockerfile EXPOSEs;
   - every image is embedsearch:<the project VERSION of CMakeLists.txt>, the
     same in compose and Kubernetes;
-  - selectors match pod labels, mounted volumes and claimed PVCs exist;
+  - selectors match pod labels; mounted volumes, claimed PVCs and ConfigMap
+    keys read by env exist;
   - in compose: resources, healthchecks on long-running services, a
     non-root user, depends_on targets that exist, declared named volumes.
 Prints every violation and exits 1 if there is any, 0 otherwise.
@@ -159,7 +160,8 @@ class Checker:
             if port not in ports:
                 self.error(where, f"{probe_name} port {port} is not a containerPort")
 
-    def check_pod(self, where, kind, template, exposed, images, pvc_names, pod_ports):
+    def check_pod(self, where, kind, template, exposed, images, pvc_names, config_maps,
+                  pod_ports):
         spec = template.get("spec") or {}
         pod_sc = spec.get("securityContext") or {}
         long_running = kind in WORKLOAD_KINDS
@@ -178,6 +180,12 @@ class Checker:
                 self.check_image(cw, c.get("image"), images)
                 self.check_resources(cw, c.get("resources"))
                 self.check_security(cw, pod_sc, c.get("securityContext") or {})
+                for e in c.get("env") or []:
+                    ref = ((e or {}).get("valueFrom") or {}).get("configMapKeyRef")
+                    if ref and (ref.get("name") not in config_maps or
+                                ref.get("key") not in config_maps[ref.get("name")]):
+                        self.error(cw, f"env {e.get('name')} refers to undefined ConfigMap key "
+                                       f"{ref.get('name')}/{ref.get('key')}")
                 for m in c.get("volumeMounts") or []:
                     if m.get("name") not in volumes:
                         self.error(cw, f"mounts undefined volume {m.get('name')}")
@@ -221,6 +229,8 @@ class Checker:
                 docs.append((rel, d))
         pvc_names = {d.get("metadata", {}).get("name") for _, d in docs
                      if d.get("kind") == "PersistentVolumeClaim"}
+        config_maps = {(d.get("metadata") or {}).get("name"): (d.get("data") or {})
+                       for _, d in docs if d.get("kind") == "ConfigMap"}
         images = set()
         # (labels of the pod template, [(ports, ports_by_name)]) per workload
         pods = []
@@ -245,7 +255,8 @@ class Checker:
                 if not match or any(labels.get(k) != v for k, v in match.items()):
                     self.error(where, "selector.matchLabels does not match the pod template labels")
             pod_ports = []
-            self.check_pod(where, kind, template, exposed, images, pvc_names, pod_ports)
+            self.check_pod(where, kind, template, exposed, images, pvc_names, config_maps,
+                           pod_ports)
             pods.append((labels, pod_ports))
         for want in ("Deployment", "Service", "Job", "PersistentVolumeClaim"):
             if want not in kinds:

@@ -114,6 +114,10 @@ class CheckManifests(unittest.TestCase):
                   "claimName: embedsearch-trainig-data")
         self.assert_fails_with("undefined PVC embedsearch-trainig-data")
 
+    def test_undefined_config_map_key_fails(self):
+        self.edit("deploy/kubernetes/deployment.yaml", "data:\n  version: v1", "data:\n  versoin: v1")
+        self.assert_fails_with("undefined ConfigMap key embedsearch-bundle/version")
+
     def test_compose_server_without_healthcheck_fails(self):
         self.edit("deploy/compose.yaml", "    healthcheck:\n", "    healthcheckX:\n")
         self.assert_fails_with("service server", "without a healthcheck")
