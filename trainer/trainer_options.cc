@@ -1,0 +1,89 @@
+#include "trainer/trainer_options.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace embedsearch {
+
+absl::StatusOr<LrSchedule> ParseLrSchedule(absl::string_view name) {
+  if (name == "constant") return LrSchedule::kConstant;
+  if (name == "step") return LrSchedule::kStep;
+  if (name == "cosine") return LrSchedule::kCosine;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--schedule: unknown schedule \"", name,
+      "\" (expected constant, step or cosine)"));
+}
+
+absl::string_view LrScheduleName(LrSchedule s) {
+  switch (s) {
+    case LrSchedule::kConstant: return "constant";
+    case LrSchedule::kStep: return "step";
+    case LrSchedule::kCosine: return "cosine";
+  }
+  return "?";
+}
+
+absl::StatusOr<OptimizerKind> ParseOptimizerKind(absl::string_view name) {
+  if (name == "sgd") return OptimizerKind::kSgd;
+  if (name == "adam") return OptimizerKind::kAdam;
+  if (name == "adamw") return OptimizerKind::kAdamW;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--optimizer: unknown optimizer \"", name,
+      "\" (expected sgd, adam or adamw)"));
+}
+
+absl::string_view OptimizerKindName(OptimizerKind k) {
+  switch (k) {
+    case OptimizerKind::kSgd: return "sgd";
+    case OptimizerKind::kAdam: return "adam";
+    case OptimizerKind::kAdamW: return "adamw";
+  }
+  return "?";
+}
+
+absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
+  auto bad = [](absl::string_view flag, absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", what));
+  };
+  if (o.data.empty()) return bad("data", "must name a dataset directory");
+  if (o.work_dir.empty()) {
+    return bad("work_dir", "is required (checkpoints, metrics and plots go there)");
+  }
+  if (o.train_limit < 0) return bad("train_limit", "must be >= 0 (0 = all)");
+  if (o.test_limit < 0) return bad("test_limit", "must be >= 0 (0 = all)");
+  if (!(o.margin >= 0) || !std::isfinite(o.margin)) {
+    return bad("margin", "must be a finite number >= 0");
+  }
+  if (!(o.p >= 1) || !std::isfinite(o.p)) return bad("p", "must be >= 1");
+  if (o.mining_warmup_steps < -1) {
+    return bad("mining_warmup_steps", "must be -1 (auto), 0 (none) or positive");
+  }
+  if (o.dim < 1 || o.dim > 4096) return bad("dim", "must be in [1, 4096]");
+  if (o.hidden < 1) return bad("hidden", "must be >= 1");
+  if (o.classes_per_batch < 2) {
+    return bad("classes-per-batch", "must be >= 2 (negatives come from other classes)");
+  }
+  if (o.images_per_class < 2) {
+    return bad("images-per-class", "must be >= 2 (an anchor needs a positive)");
+  }
+  if (o.epochs < 1) return bad("epochs", "must be >= 1");
+  if (!(o.lr > 0) || !std::isfinite(o.lr)) return bad("lr", "must be > 0");
+  if (!(o.momentum >= 0 && o.momentum < 1)) return bad("momentum", "must be in [0, 1)");
+  if (!(o.weight_decay >= 0) || !std::isfinite(o.weight_decay)) {
+    return bad("weight-decay", "must be >= 0");
+  }
+  if (o.warmup_steps < 0) return bad("warmup_steps", "must be >= 0");
+  if (!(o.step_gamma > 0 && o.step_gamma <= 1)) {
+    return bad("step_gamma", "must be in (0, 1]");
+  }
+  if (o.step_every_epochs < 0) return bad("step_every_epochs", "must be >= 0");
+  if (o.threads < 0) return bad("threads", "must be >= 0 (0 = all cores)");
+  if (o.eval_every < 0) return bad("eval_every", "must be >= 0 (0 = only at the end)");
+  if (o.collapse_patience < 1) return bad("collapse_patience", "must be >= 1");
+  if (o.index_spec.empty()) return bad("index_spec", "must be a FAISS index_factory string");
+  if (o.log_every < 1) return bad("log_every", "must be >= 1");
+  return absl::OkStatus();
+}
+
+}  // namespace embedsearch

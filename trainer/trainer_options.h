@@ -1,0 +1,94 @@
+// Everything a training run is configured by, with the default recipe, and
+// the validation that turns bad values into InvalidArgument errors that
+// name the flag and the allowed values.
+#ifndef EMBEDSEARCH_TRAINER_TRAINER_OPTIONS_H_
+#define EMBEDSEARCH_TRAINER_TRAINER_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/loss/embedding_loss.h"
+
+namespace embedsearch {
+
+enum class LrSchedule { kConstant, kStep, kCosine };
+enum class OptimizerKind { kSgd, kAdam, kAdamW };
+
+// "constant", "step", "cosine".
+absl::StatusOr<LrSchedule> ParseLrSchedule(absl::string_view name);
+absl::string_view LrScheduleName(LrSchedule s);
+// "sgd" (with momentum), "adam", "adamw".
+absl::StatusOr<OptimizerKind> ParseOptimizerKind(absl::string_view name);
+absl::string_view OptimizerKindName(OptimizerKind k);
+
+struct TrainerOptions {
+  // Data: a Fashion-MNIST directory (train-/t10k- IDX files, gz or not) or
+  // an image folder ROOT/<label>/* (then a seeded 1/6 of each class is held
+  // out as test queries and the exported gallery holds every image).
+  std::string data = "/usr/share/datasets/fashion-mnist";  // default
+  std::string out;       // bundle directory; empty: no export
+  std::string work_dir;  // checkpoints, metrics.jsonl, plots; required
+  bool resume = false;   // default: start fresh (an existing checkpoint in
+                         // work_dir is an error unless resume is set)
+  int64_t train_limit = 0;  // default 0: all training images
+  int64_t test_limit = 0;   // default 0: all test images
+
+  // Loss and mining.
+  EmbeddingLossKind loss = EmbeddingLossKind::kTriplet;  // default: triplet
+  Mining mining = Mining::kAll;  // default: batch-all (immune to collapse)
+  double margin = 0.2;           // default 0.2
+  double p = 2;                  // default 2 (norm of the pair distance)
+  bool swap = false;             // default off
+  bool squared_energy = false;   // default off
+  // Steps of batch-all before switching to `mining` when it is batch-hard or
+  // semi-hard: the warm-up that keeps hard mining from collapsing at random
+  // init. -1: automatic (one epoch); 0: none.
+  int64_t mining_warmup_steps = -1;  // default -1 (auto)
+
+  // Model.
+  int dim = 64;             // default 64
+  bool batch_norm = true;   // default on
+  int hidden = 128;         // default 128
+
+  // Batches: P classes x K images.
+  int classes_per_batch = 10;  // default P = 10 (all Fashion-MNIST classes)
+  int images_per_class = 16;   // default K = 16 (batch of 160)
+
+  // Optimisation.
+  int epochs = 6;                                  // default 6
+  OptimizerKind optimizer = OptimizerKind::kAdam;  // default adam
+  double lr = 2e-3;                                // default 2e-3
+  double momentum = 0.9;                           // default 0.9 (sgd)
+  double weight_decay = 0;                         // default 0
+  LrSchedule schedule = LrSchedule::kCosine;       // default cosine
+  int64_t warmup_steps = 100;                      // default 100 (linear)
+  double step_gamma = 0.1;    // default 0.1: step schedule multiplier ...
+  int step_every_epochs = 0;  // ... every N epochs (0: at 1/2 and 3/4)
+  bool augment = true;        // default on: flip + 2 px shift
+
+  uint64_t seed = 1;        // default 1
+  int threads = 2;          // default 2 (this machine's cores)
+  int eval_every = 1;       // default: evaluate after every epoch
+  // Collapse detector: steps the loss may sit at its collapsed value with
+  // ~zero embedding spread before the warning.
+  int collapse_patience = 100;  // default 100
+  std::string index_spec = "HNSW32";  // default: the bundle's index
+  std::string command_line;           // recorded in the bundle manifest
+  bool progress_tty = false;          // default: plain lines (main passes
+                                      // isatty(stderr))
+  int log_every = 50;                 // default: plain line every 50 steps
+  // Testing/ops hook: behave as if interrupted after this many global steps
+  // (checkpoint, then Cancelled). 0: never.
+  int64_t stop_after_steps = 0;       // default 0
+  bool quiet = false;                 // default off: no progress output
+};
+
+// InvalidArgument naming the bad field (flag spelling) and the valid range.
+absl::Status ValidateTrainerOptions(const TrainerOptions& options);
+
+}  // namespace embedsearch
+
+#endif  // EMBEDSEARCH_TRAINER_TRAINER_OPTIONS_H_
