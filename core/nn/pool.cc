@@ -1,5 +1,6 @@
 #include "core/nn/pool.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace embedsearch {
@@ -14,20 +15,33 @@ void MaxPool2dForwardImage(const PoolShape& s, const float* in, float* out,
     float* o = out + static_cast<int64_t>(c) * oh * ow;
     int32_t* a = argmax != nullptr ? argmax + static_cast<int64_t>(c) * oh * ow
                                    : nullptr;
-    if (s.kernel == 2 && s.stride == 2) {
-      // The encoder's case: two input rows per output row.
+    if (s.kernel == 2 && s.stride == 2 && w <= 4096) {
+      // The encoder's case, branch-free: the vertical max of the row pair
+      // (vectorizes), then the max of horizontal neighbours. On exact ties
+      // the top row and then the left column win.
+      float vert[4096];
+      uint8_t lower[4096];
       for (int oy = 0; oy < oh; ++oy) {
         const float* r0 = plane + (2 * oy) * w;
         const float* r1 = r0 + w;
+        for (int x = 0; x < 2 * ow; ++x) {
+          const bool down = r1[x] > r0[x];
+          vert[x] = down ? r1[x] : r0[x];
+          lower[x] = down;
+        }
+        if (a == nullptr) {
+          for (int ox = 0; ox < ow; ++ox) {
+            const float l = vert[2 * ox], r = vert[2 * ox + 1];
+            o[oy * ow + ox] = r > l ? r : l;
+          }
+          continue;
+        }
         for (int ox = 0; ox < ow; ++ox) {
-          const int x = 2 * ox;
-          float best = r0[x];
-          int idx = 2 * oy * w + x;
-          if (r0[x + 1] > best) best = r0[x + 1], idx = 2 * oy * w + x + 1;
-          if (r1[x] > best) best = r1[x], idx = (2 * oy + 1) * w + x;
-          if (r1[x + 1] > best) best = r1[x + 1], idx = (2 * oy + 1) * w + x + 1;
-          o[oy * ow + ox] = best;
-          if (a != nullptr) a[oy * ow + ox] = idx;
+          const float l = vert[2 * ox], r = vert[2 * ox + 1];
+          const int right = r > l;
+          const int x = 2 * ox + right;
+          o[oy * ow + ox] = right ? r : l;
+          a[oy * ow + ox] = (2 * oy + lower[x]) * w + x;
         }
       }
       continue;
