@@ -134,16 +134,15 @@ struct Accumulator {
 void TripletTerms(const RowMatrix& d, const int32_t* labels,
                   const EmbeddingLossOptions& o, Accumulator* acc,
                   RowMatrix* g) {
-  const std::vector<Triplet> triplets = MineTriplets(d, labels, o.mining);
-  for (const Triplet& t : triplets) {
-    const double dp = d(t.anchor, t.positive);
-    const double dan = d(t.anchor, t.negative);
+  auto term = [&](int a, int p, int q) {
+    const double dp = d(a, p);
+    const double dan = d(a, q);
     double dn = dan, w_an = 1, w_pn = 0;
     if (o.swap) {
-      const double dpn = d(t.positive, t.negative);
+      const double dpn = d(p, q);
       dn = std::min(dan, dpn);
       if (dan == dpn) {
-        w_an = w_pn = 0.5;
+        w_an = w_pn = 0.5;  // at::minimum splits ties
       } else if (dpn < dan) {
         w_an = 0, w_pn = 1;
       }
@@ -152,11 +151,28 @@ void TripletTerms(const RowMatrix& d, const int32_t* labels,
     acc->Term(std::max(z, 0.0));
     acc->Pos(dp);
     acc->Neg(dn);
-    if (z >= 0) {
-      (*g)(t.anchor, t.positive) += 1;
-      (*g)(t.anchor, t.negative) -= w_an;
-      (*g)(t.positive, t.negative) -= w_pn;
+    if (z >= 0) {  // clamp_min passes the gradient at 0
+      (*g)(a, p) += 1;
+      (*g)(a, q) -= w_an;
+      (*g)(p, q) -= w_pn;
     }
+  };
+  if (o.mining == Mining::kAll) {
+    // Streamed rather than materialised: a batch of 512 over 10 classes has
+    // ~12M triplets.
+    const int n = static_cast<int>(d.rows());
+    for (int a = 0; a < n; ++a) {
+      for (int p = 0; p < n; ++p) {
+        if (p == a || labels[p] != labels[a]) continue;
+        for (int q = 0; q < n; ++q) {
+          if (labels[q] != labels[a]) term(a, p, q);
+        }
+      }
+    }
+    return;
+  }
+  for (const Triplet& t : MineTriplets(d, labels, o.mining)) {
+    term(t.anchor, t.positive, t.negative);
   }
 }
 
