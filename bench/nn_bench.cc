@@ -86,6 +86,7 @@ int Main() {
     std::unique_ptr<Optimizer> opt =
         std::string(kind) == "sgd" ? MakeSgd(encoder->parameters())
                                    : MakeAdam(encoder->parameters());
+    opt->set_threads(threads);
     std::vector<float> grad(128 * encoder->dim());
     Measure(name, threads, 128, seconds, [&] {
       opt->ZeroGrad();

@@ -10,7 +10,7 @@
 
 namespace embedsearch {
 
-struct LrSchedule {
+struct LearningRateSchedule {
   enum class Kind { kConstant, kStep, kCosine };
   Kind kind = Kind::kConstant;  // default: constant
   float base_lr = 0.01f;        // default: 0.01
@@ -25,10 +25,10 @@ struct LrSchedule {
 
 // Learning rate for 0-based `step`. kCosine: min_lr + (base-min)*(1 +
 // cos(pi*t/T))/2 with t = step - warmup, T = total - warmup, t clamped to T.
-float LearningRateAt(const LrSchedule& schedule, int64_t step);
+float LearningRateAt(const LearningRateSchedule& schedule, int64_t step);
 
 // "constant" | "step" | "cosine"; InvalidArgument otherwise.
-absl::StatusOr<LrSchedule::Kind> ParseLrScheduleKind(absl::string_view name);
+absl::StatusOr<LearningRateSchedule::Kind> ParseLearningRateScheduleKind(absl::string_view name);
 
 }  // namespace embedsearch
 

@@ -4,12 +4,14 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "core/nn/parallel.h"
 
 namespace embedsearch {
 namespace {
 
 constexpr char kMagic[] = "ESOPT1";  // 6 bytes + kind byte
 constexpr uint8_t kSgd = 1, kAdam = 2;
+constexpr size_t kParallelElements = 1 << 16;
 
 void PutU64(std::string* out, uint64_t v) { out->append(reinterpret_cast<char*>(&v), 8); }
 
@@ -50,11 +52,15 @@ class Sgd : public Optimizer {
       float* buf = buffers_[0][i].data();
       const size_t n = p.value.size();
       const float wd = o_.weight_decay, mu = o_.momentum;
-      for (size_t j = 0; j < n; ++j) {
+      const bool first = steps_ == 0, nesterov = o_.nesterov;
+      // Parallel only for big tensors: a fork costs more than a bias update.
+      const int t = n >= kParallelElements ? nn::ResolveThreads(threads_) : 1;
+#pragma omp parallel for num_threads(t) if (t > 1) schedule(static)
+      for (int64_t j = 0; j < static_cast<int64_t>(n); ++j) {
         float d = g[j] + wd * v[j];
         if (mu != 0.0f) {
-          buf[j] = steps_ == 0 ? d : mu * buf[j] + d;
-          d = o_.nesterov ? d + mu * buf[j] : buf[j];
+          buf[j] = first ? d : mu * buf[j] + d;
+          d = nesterov ? d + mu * buf[j] : buf[j];
         }
         v[j] -= lr * d;
       }
@@ -88,7 +94,9 @@ class Adam : public Optimizer {
       float* m1 = buffers_[0][i].data();
       float* m2 = buffers_[1][i].data();
       const size_t n = p.value.size();
-      for (size_t j = 0; j < n; ++j) {
+      const int t = n >= kParallelElements ? nn::ResolveThreads(threads_) : 1;
+#pragma omp parallel for num_threads(t) if (t > 1) schedule(static)
+      for (int64_t j = 0; j < static_cast<int64_t>(n); ++j) {
         float d = g[j];
         if (decoupled) {
           v[j] *= 1.0f - lr * wd;

@@ -51,6 +51,10 @@ class Optimizer {
   // Number of Step calls so far (restored by LoadState).
   int64_t steps() const { return steps_; }
   const std::vector<Parameter*>& parameters() const { return params_; }
+  // OpenMP threads for Step (default 1; 0 = the OpenMP default). Updates
+  // are elementwise, so the result does not depend on the thread count.
+  void set_threads(int threads) { threads_ = threads < 0 ? 1 : threads; }
+  int threads() const { return threads_; }
 
   // Step count and per-parameter buffers (momentum, Adam moments), tagged
   // with the optimizer kind and parameter names and sizes.
@@ -67,6 +71,7 @@ class Optimizer {
   std::vector<Parameter*> params_;
   std::vector<std::vector<std::vector<float>>> buffers_;
   int64_t steps_ = 0;
+  int threads_ = 1;
 
  private:
   uint8_t kind_;

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "embedsearch/v1/bundle.pb.h"
@@ -193,6 +194,28 @@ TEST(Encoder, EncodeMatchesForwardAndThreadCounts) {
     e->Encode(x.data() + 36 * 784, 1, single.data(), 1);
     ExpectClose(single, std::vector<float>(y1.begin() + 36 * 64, y1.end()), 1e-5f);
   }
+}
+
+TEST(Encoder, ConcurrentEncodeCallsAgreeWithSerial) {
+  auto e = Encoder::Create(EncoderConfig(), 12).value();
+  const int callers = 4, n = 9;
+  std::vector<std::vector<float>> inputs, expected(callers), got(callers);
+  for (int t = 0; t < callers; ++t) {
+    inputs.push_back(RandomVector(n * 784, 50 + t));
+    expected[t].resize(n * 64);
+    got[t].resize(n * 64);
+    e->Encode(inputs[t].data(), n, expected[t].data(), 1);
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < callers; ++t) {
+    threads.emplace_back([&, t] {
+      for (int rep = 0; rep < 5; ++rep) {
+        e->Encode(inputs[t].data(), n, got[t].data(), 1 + t % 2);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < callers; ++t) ExpectClose(got[t], expected[t], 1e-5f);
 }
 
 TEST(Encoder, SaveLoadIsBitIdentical) {

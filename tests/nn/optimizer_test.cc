@@ -208,13 +208,35 @@ TEST(Optimizer, SameSeedOneThreadGivesIdenticalEncoderWeights) {
   }
 }
 
+TEST(Optimizer, ThreadCountDoesNotChangeUpdates) {
+  auto run = [](int kind, int threads) {
+    Parameter p;
+    p.name = "big";
+    p.shape = {300000};
+    nn::Rng rng(3);
+    for (int i = 0; i < 300000; ++i) p.value.push_back(rng.Normal());
+    p.grad.resize(p.value.size());
+    auto opt = kind == 0 ? MakeSgd({&p}, {0.9f, true, 1e-4f}) : MakeAdamW({&p});
+    opt->set_threads(threads);
+    for (int s = 0; s < 3; ++s) {
+      for (size_t j = 0; j < p.value.size(); ++j) p.grad[j] = std::sin(p.value[j] + s);
+      opt->Step(0.01f);
+    }
+    return p.value;
+  };
+  for (int kind = 0; kind < 2; ++kind) {
+    const std::vector<float> a = run(kind, 1), b = run(kind, 2);
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << kind;
+  }
+}
+
 TEST(LrSchedule, ConstantStepCosineAndWarmup) {
-  LrSchedule s;
+  LearningRateSchedule s;
   s.base_lr = 0.1f;
   EXPECT_FLOAT_EQ(LearningRateAt(s, 0), 0.1f);
   EXPECT_FLOAT_EQ(LearningRateAt(s, 12345), 0.1f);
 
-  s.kind = LrSchedule::Kind::kStep;
+  s.kind = LearningRateSchedule::Kind::kStep;
   s.step_size = 10;
   s.gamma = 0.5f;
   EXPECT_FLOAT_EQ(LearningRateAt(s, 9), 0.1f);
@@ -226,7 +248,7 @@ TEST(LrSchedule, ConstantStepCosineAndWarmup) {
   EXPECT_FLOAT_EQ(LearningRateAt(s, 3), 0.1f);
   EXPECT_FLOAT_EQ(LearningRateAt(s, 4 + 10), 0.05f);
 
-  s.kind = LrSchedule::Kind::kCosine;
+  s.kind = LearningRateSchedule::Kind::kCosine;
   s.total_steps = 104;
   s.min_lr = 0.001f;
   EXPECT_FLOAT_EQ(LearningRateAt(s, 4), 0.1f);
@@ -238,10 +260,10 @@ TEST(LrSchedule, ConstantStepCosineAndWarmup) {
 }
 
 TEST(LrSchedule, ParsesKinds) {
-  EXPECT_EQ(ParseLrScheduleKind("cosine").value(), LrSchedule::Kind::kCosine);
-  EXPECT_EQ(ParseLrScheduleKind("step").value(), LrSchedule::Kind::kStep);
-  EXPECT_EQ(ParseLrScheduleKind("constant").value(), LrSchedule::Kind::kConstant);
-  EXPECT_EQ(ParseLrScheduleKind("linear").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseLearningRateScheduleKind("cosine").value(), LearningRateSchedule::Kind::kCosine);
+  EXPECT_EQ(ParseLearningRateScheduleKind("step").value(), LearningRateSchedule::Kind::kStep);
+  EXPECT_EQ(ParseLearningRateScheduleKind("constant").value(), LearningRateSchedule::Kind::kConstant);
+  EXPECT_EQ(ParseLearningRateScheduleKind("linear").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
