@@ -40,6 +40,12 @@ enum class ImageFormat { kUnknown, kPng, kJpeg, kPgm };
 ImageFormat DetectFormat(absl::string_view bytes);
 
 // Decodes PNG, JPEG or binary PGM (P5) by sniffing the content.
+// Output channels: PNG gray -> 1, gray+alpha -> 4 (RGBA), RGB -> 3, RGBA and
+// palettes with transparency -> 4; 16-bit samples keep their high byte and
+// 1/2/4-bit samples are scaled to 8 bits. JPEG gray -> 1, everything else
+// (YCbCr, Adobe CMYK/YCCK) -> 3. PGM -> 1, with maxval < 255 scaled to
+// 0..255. JPEG warnings (e.g. premature end of data) count as errors, and
+// PNG trailing chunks are CRC-checked, so a truncated file never decodes.
 absl::StatusOr<Image> DecodeImage(absl::string_view bytes,
                                   const DecodeLimits& limits = {});
 absl::StatusOr<Image> DecodePng(absl::string_view bytes,
@@ -49,20 +55,30 @@ absl::StatusOr<Image> DecodeJpeg(absl::string_view bytes,
 absl::StatusOr<Image> DecodePgm(absl::string_view bytes,
                                 const DecodeLimits& limits = {});
 
-// Encoders. PNG is lossless (gray, RGB or RGBA); PGM is P5 8-bit gray.
+// Encoders; InvalidArgument for a malformed Image. PNG is lossless (gray,
+// RGB or RGBA). JPEG (quality 1..100) composites RGBA over black first. PGM
+// is P5 8-bit gray (colour input is converted with ToGrayscale).
 absl::StatusOr<std::string> EncodePng(const Image& image);
 absl::StatusOr<std::string> EncodeJpeg(const Image& image, int quality = 90);
 absl::StatusOr<std::string> EncodePgm(const Image& image);
 
-// Luma (ITU-R BT.601); alpha is composited over black, which matches
-// Fashion-MNIST's black background.
+// Luma (ITU-R BT.601, integer weights .299/.587/.114, rounded); alpha is
+// composited over black, which matches Fashion-MNIST's black background.
+// Gray input is returned as is.
 Image ToGrayscale(const Image& image);
-// Gray to RGB by replication (for contact sheets).
+// Gray to RGB by replication (for contact sheets); RGBA is composited over
+// black like ToGrayscale. RGB input is returned as is.
 Image ToRgb(const Image& image);
 
-// Area averaging when shrinking (no aliasing), bilinear when growing.
+// Resampling; the result has the input's channel count. Each axis is
+// handled on its own: area averaging where it shrinks (no aliasing),
+// bilinear where it grows (pixel centres aligned, edges clamped). Same size
+// returns a copy. A zero-sized input or target gives a zero-filled (or
+// empty) image of the target size rather than an error. Rounds to nearest.
 Image Resize(const Image& image, int width, int height);
+// Bilinear on both axes.
 Image ResizeBilinear(const Image& image, int width, int height);
+// Box-overlap averaging on both axes (also when growing).
 Image ResizeArea(const Image& image, int width, int height);
 
 }  // namespace embedsearch

@@ -331,5 +331,25 @@ TEST(Data, PreprocessingA28x28ImageEqualsNormalizePixels) {
   }
 }
 
+// A gallery image sent back as a query (PNG, gray or RGB) is preprocessed
+// to exactly the model input the trainer computed from the IDX pixels.
+TEST(Data, QueryPngOfADatasetImagePreprocessesLikeTheDataset) {
+  auto test = LoadFashionMnist(EMBEDSEARCH_FASHION_MNIST_DIR, "t10k");
+  ASSERT_TRUE(test.ok()) << test.status();
+  Normalization n;
+  for (size_t i : {0, 1, 4242}) {
+    std::vector<float> expected(784), got(784);
+    NormalizePixels(test->image(i), 784, n, expected.data());
+    for (bool rgb : {false, true}) {
+      Image image = test->GetImage(i);
+      if (rgb) image = ToRgb(image);
+      auto decoded = DecodeImage(*EncodePng(image));
+      ASSERT_TRUE(decoded.ok());
+      PreprocessImage(*decoded, 28, 28, n, got.data());
+      EXPECT_EQ(got, expected) << "image " << i << (rgb ? " as RGB" : "");
+    }
+  }
+}
+
 }  // namespace
 }  // namespace embedsearch
