@@ -49,7 +49,7 @@
 //                       (= -(1/beta) log softmax(-beta E)[p]); correct answers
 //                       as for the margin kinds (kSemiHard = kAll). Mean over
 //                       (a, p).
-//   kEnergy             energy loss E(a,p), mean over positive pairs (no
+//   kEnergy             energy loss E(a,p), mean over (a,p) as for kNll (no
 //                       push-up: collapses if trained alone; for study).
 //   kPerceptron         E(a,p) - min_{y in Y(a,p)} E(a,y), mean over (a,p).
 //
@@ -109,8 +109,11 @@ struct EmbeddingLossResult {
   std::vector<float> grad;  // n * dim, dLoss/dEmbedding, row-major
   int64_t active = 0;       // terms (triplets / pairs / anchors) with loss > 0
   int64_t total = 0;        // terms that entered the loss
-  double mean_positive_distance = 0;  // over the positive terms used
-  double mean_negative_distance = 0;  // over the negative terms used
+  // Means over the terms used of the positive / negative dissimilarity:
+  // d (triplet, hinge-embedding), 1 - cos (cosine), E(a,p) and E(a, nbar)
+  // (EBM kinds). 0 when there is none.
+  double mean_positive_distance = 0;
+  double mean_negative_distance = 0;
 };
 
 // `embeddings` holds n rows of `dim` floats; `labels` holds n labels. The
