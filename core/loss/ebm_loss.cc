@@ -134,6 +134,37 @@ absl::StatusOr<LossResult> EbmLoss(const RowMatrix& energies,
   return result;
 }
 
+double GeneralMarginSampleLoss(const double* e, const double* cost, int k,
+                               int correct, HingeFunction h, double g,
+                               double* grad) {
+  double total = 0;
+  for (int y = 0; y < k; ++y) {
+    if (y == correct) continue;
+    const double z = e[correct] - e[y] + cost[y];
+    double value = 0, slope = 0;
+    switch (h) {
+      case HingeFunction::kHinge:
+        value = std::max(z, 0.0);
+        slope = z >= 0 ? 1.0 : 0.0;  // clamp_min convention at the kink
+        break;
+      case HingeFunction::kSoftHinge:
+        value = Softplus(z);
+        slope = Sigmoid(z);
+        break;
+      case HingeFunction::kSquaredHinge:
+        value = z > 0 ? z * z : 0.0;
+        slope = z > 0 ? 2 * z : 0.0;
+        break;
+    }
+    total += value;
+    if (grad != nullptr) {
+      grad[correct] += g * slope;
+      grad[y] -= g * slope;
+    }
+  }
+  return total;
+}
+
 absl::StatusOr<LossResult> GeneralMarginLoss(const RowMatrix& energies,
                                              const std::vector<int>& correct,
                                              const RowMatrix& cost,
@@ -145,34 +176,15 @@ absl::StatusOr<LossResult> GeneralMarginLoss(const RowMatrix& energies,
         "GeneralMarginLoss: cost is ", cost.rows(), "x", cost.cols(),
         " but energies are ", energies.rows(), "x", energies.cols()));
   }
-  const Eigen::Index p = energies.rows(), k = energies.cols();
+  const Eigen::Index p = energies.rows();
+  const int k = static_cast<int>(energies.cols());
   const double g = 1.0 / static_cast<double>(p);
   RowMatrix grad = RowMatrix::Zero(p, k);
   double total = 0;
   for (Eigen::Index i = 0; i < p; ++i) {
-    const int c = correct[i];
-    for (Eigen::Index y = 0; y < k; ++y) {
-      if (y == c) continue;
-      const double z = energies(i, c) - energies(i, y) + cost(i, y);
-      double value = 0, slope = 0;
-      switch (h) {
-        case HingeFunction::kHinge:
-          value = std::max(z, 0.0);
-          slope = z >= 0 ? 1.0 : 0.0;
-          break;
-        case HingeFunction::kSoftHinge:
-          value = Softplus(z);
-          slope = Sigmoid(z);
-          break;
-        case HingeFunction::kSquaredHinge:
-          value = z > 0 ? z * z : 0.0;
-          slope = z > 0 ? 2 * z : 0.0;
-          break;
-      }
-      total += value;
-      grad(i, c) += g * slope;
-      grad(i, y) -= g * slope;
-    }
+    total += GeneralMarginSampleLoss(energies.row(i).data(),
+                                     cost.row(i).data(), k, correct[i], h, g,
+                                     grad.row(i).data());
   }
   LossResult result;
   result.output = Eigen::VectorXd::Constant(1, total * g);

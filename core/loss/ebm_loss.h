@@ -74,6 +74,13 @@ absl::StatusOr<LossResult> GeneralMarginLoss(const RowMatrix& energies,
                                              const RowMatrix& cost,
                                              HingeFunction h);
 
+// One sample of the general form (k energies and k costs, cost[correct]
+// ignored): returns L_i and adds g * dL_i/dE(y) to grad[y] (grad may be
+// null). Unchecked; GeneralMarginLoss checks.
+double GeneralMarginSampleLoss(const double* energies, const double* cost,
+                               int k, int correct, HingeFunction h, double g,
+                               double* grad);
+
 // Numerically stable softplus log(1 + exp(z)) and its derivative.
 double Softplus(double z);
 double Sigmoid(double z);

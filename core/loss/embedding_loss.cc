@@ -26,6 +26,7 @@ constexpr KindName kKindNames[] = {
     {EmbeddingLossKind::kNll, "nll"},
     {EmbeddingLossKind::kEnergy, "energy"},
     {EmbeddingLossKind::kPerceptron, "perceptron"},
+    {EmbeddingLossKind::kGeneralHinge, "general"},
 };
 
 bool IsEbmKind(EmbeddingLossKind k) {
@@ -33,7 +34,8 @@ bool IsEbmKind(EmbeddingLossKind k) {
          k == EmbeddingLossKind::kMarginLog ||
          k == EmbeddingLossKind::kMarginSquareSquare ||
          k == EmbeddingLossKind::kNll || k == EmbeddingLossKind::kEnergy ||
-         k == EmbeddingLossKind::kPerceptron;
+         k == EmbeddingLossKind::kPerceptron ||
+         k == EmbeddingLossKind::kGeneralHinge;
 }
 
 EbmLossKind ToEbmKind(EmbeddingLossKind k) {
@@ -209,15 +211,16 @@ void PairTerms(const RowMatrix& m, const int32_t* labels, int n,
 void EbmTerms(const RowMatrix& e, const int32_t* labels, int n,
               const EmbeddingLossOptions& o, Accumulator* acc, RowMatrix* g) {
   const EbmLossKind kind = ToEbmKind(o.kind);
+  const bool general = o.kind == EmbeddingLossKind::kGeneralHinge;
   const bool restrict_semi_hard =
       o.mining == Mining::kSemiHard &&
-      (kind == EbmLossKind::kHinge || kind == EbmLossKind::kLog ||
+      (general || kind == EbmLossKind::kHinge || kind == EbmLossKind::kLog ||
        kind == EbmLossKind::kSquareSquare);
   EbmOptions eo;
   eo.margin = o.margin;
   eo.beta = o.beta;
   std::vector<int> candidates;
-  std::vector<double> energies, grad;
+  std::vector<double> energies, grad, cost;
   for (int a = 0; a < n; ++a) {
     std::vector<int> positives, negatives;
     for (int j = 0; j < n; ++j) {
@@ -225,7 +228,7 @@ void EbmTerms(const RowMatrix& e, const int32_t* labels, int n,
       (labels[j] == labels[a] ? positives : negatives).push_back(j);
     }
     if (positives.empty()) continue;
-    if (negatives.empty() && kind != EbmLossKind::kEnergy) continue;
+    if (negatives.empty() && o.kind != EmbeddingLossKind::kEnergy) continue;
     if (o.mining == Mining::kBatchHard) {
       int hp = positives[0];
       for (int p : positives) {
@@ -235,7 +238,7 @@ void EbmTerms(const RowMatrix& e, const int32_t* labels, int n,
     }
     for (int p : positives) {
       candidates.assign(1, p);
-      if (kind != EbmLossKind::kEnergy) {
+      if (o.kind != EmbeddingLossKind::kEnergy) {
         bool any_far = false;
         for (int q : negatives) any_far |= e(a, q) > e(a, p);
         for (int q : negatives) {
@@ -248,8 +251,16 @@ void EbmTerms(const RowMatrix& e, const int32_t* labels, int n,
       energies.resize(k);
       for (int j = 0; j < k; ++j) energies[j] = e(a, candidates[j]);
       grad.assign(k, 0.0);
-      const double loss =
-          EbmSampleLoss(kind, energies.data(), k, 0, eo, 1.0, grad.data());
+      double loss;
+      if (general) {
+        cost.assign(k, o.margin);
+        loss = GeneralMarginSampleLoss(energies.data(), cost.data(), k, 0,
+                                       HingeFunction::kHinge, 1.0,
+                                       grad.data());
+      } else {
+        loss =
+            EbmSampleLoss(kind, energies.data(), k, 0, eo, 1.0, grad.data());
+      }
       acc->Term(loss);
       acc->Pos(energies[0]);
       if (k > 1) {
@@ -272,7 +283,7 @@ absl::StatusOr<EmbeddingLossKind> ParseEmbeddingLossKind(
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown embedding loss '", name,
       "'; expected one of triplet, cosine, hinge-embedding, hinge, log, "
-      "square-square, nll, energy, perceptron"));
+      "square-square, nll, energy, perceptron, general"));
 }
 
 absl::string_view EmbeddingLossKindName(EmbeddingLossKind kind) {

@@ -52,6 +52,12 @@
 //   kEnergy             energy loss E(a,p), mean over (a,p) as for kNll (no
 //                       push-up: collapses if trained alone; for study).
 //   kPerceptron         E(a,p) - min_{y in Y(a,p)} E(a,y), mean over (a,p).
+//   kGeneralHinge       the notes' general form with H = hinge and
+//                       C(p, n) = margin for every incorrect answer n:
+//                         sum_{n in N(a,p)} max(0, E(a,p) - E(a,n) + margin),
+//                       N(a,p) = the negatives of a (kSemiHard: those farther
+//                       than p if any); correct answers as for the margin
+//                       kinds. Mean over (a, p).
 //
 // kEnergy, kNll and kPerceptron ignore kSemiHard (it acts as kAll).
 //
@@ -87,6 +93,7 @@ enum class EmbeddingLossKind {
   kNll,
   kEnergy,
   kPerceptron,
+  kGeneralHinge,
 };
 
 struct EmbeddingLossOptions {
@@ -126,7 +133,7 @@ absl::StatusOr<EmbeddingLossResult> ComputeEmbeddingLoss(
     const EmbeddingLossOptions& options);
 
 // "triplet", "cosine", "hinge-embedding", "hinge", "log", "square-square",
-// "nll", "energy", "perceptron".
+// "nll", "energy", "perceptron", "general".
 absl::StatusOr<EmbeddingLossKind> ParseEmbeddingLossKind(
     absl::string_view name);
 absl::string_view EmbeddingLossKindName(EmbeddingLossKind kind);

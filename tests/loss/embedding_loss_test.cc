@@ -48,7 +48,7 @@ const EmbeddingLossKind kKinds[] = {
     EmbeddingLossKind::kHingeEmbedding, EmbeddingLossKind::kMarginHinge,
     EmbeddingLossKind::kMarginLog,   EmbeddingLossKind::kMarginSquareSquare,
     EmbeddingLossKind::kNll,         EmbeddingLossKind::kEnergy,
-    EmbeddingLossKind::kPerceptron};
+    EmbeddingLossKind::kPerceptron,  EmbeddingLossKind::kGeneralHinge};
 const Mining kMinings[] = {Mining::kAll, Mining::kBatchHard,
                            Mining::kSemiHard};
 
@@ -208,6 +208,27 @@ TEST(Loss, EmbeddingTripletAllEqualsPyTorchTripletMarginOverAllTriplets) {
     ASSERT_LT(r->active, r->total);
     EXPECT_NEAR(r->loss, ref->output[0] / double(r->active), 1e-12);
   }
+}
+
+TEST(Loss, EmbeddingGeneralHingeSumsTheTripletHingeOverAllNegatives) {
+  // Balanced batch: every anchor has 6 negatives, so the mean over (a, p) of
+  // the sum over negatives is 6 x the mean over all triplets.
+  const Batch b = RandomBatch(13);
+  EmbeddingLossOptions o;
+  o.margin = 0.7;
+  o.average_over_active = false;
+  std::vector<double> grad;
+  const double triplet_mean =
+      ComputeEmbeddingLossDouble(b.x.data(), b.n, b.dim, b.labels.data(), o,
+                                 &grad)
+          ->loss;
+  o.kind = EmbeddingLossKind::kGeneralHinge;
+  absl::StatusOr<EmbeddingLossResult> r = ComputeEmbeddingLossDouble(
+      b.x.data(), b.n, b.dim, b.labels.data(), o, &grad);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->total, 9 * 2);
+  EXPECT_GT(triplet_mean, 0);
+  EXPECT_NEAR(r->loss, 6 * triplet_mean, 1e-12);
 }
 
 TEST(Loss, EmbeddingCosineAndHingeAllEqualPyTorchLossesOverAllPairs) {
