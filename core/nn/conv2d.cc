@@ -162,6 +162,101 @@ void Col2ImAdd(const Conv2dShape& s, const float* col, float* image) {
   }
 }
 
+namespace {
+
+// Patch copy/scatter for output positions whose window lies inside the
+// image (no bounds checks); K is a compile-time kernel size when known.
+template <int K>
+inline void CopyPatch(const float* image, int cin, int h, int w, int k,
+                      int iy0, int ix0, float* dst) {
+  const int kk = K > 0 ? K : k;
+  for (int c = 0; c < cin; ++c) {
+    const float* p = image + (static_cast<int64_t>(c) * h + iy0) * w + ix0;
+    for (int ky = 0; ky < kk; ++ky, p += w) {
+      for (int kx = 0; kx < kk; ++kx) *dst++ = p[kx];
+    }
+  }
+}
+
+template <int K>
+inline void AddPatch(const float* src, int cin, int h, int w, int k, int iy0,
+                     int ix0, float* image) {
+  const int kk = K > 0 ? K : k;
+  for (int c = 0; c < cin; ++c) {
+    float* p = image + (static_cast<int64_t>(c) * h + iy0) * w + ix0;
+    for (int ky = 0; ky < kk; ++ky, p += w) {
+      for (int kx = 0; kx < kk; ++kx) p[kx] += *src++;
+    }
+  }
+}
+
+}  // namespace
+
+void Im2Row(const Conv2dShape& s, const float* image, float* rows) {
+  const int k = s.kernel, oh = s.out_height(), ow = s.out_width();
+  const int h = s.in_height, w = s.in_width, kk = s.col_rows();
+  for (int oy = 0; oy < oh; ++oy) {
+    const int iy0 = oy * s.stride - s.padding;
+    for (int ox = 0; ox < ow; ++ox) {
+      const int ix0 = ox * s.stride - s.padding;
+      float* dst = rows + static_cast<int64_t>(oy * ow + ox) * kk;
+      if (iy0 >= 0 && iy0 + k <= h && ix0 >= 0 && ix0 + k <= w) {
+        if (k == 3) {
+          CopyPatch<3>(image, s.in_channels, h, w, k, iy0, ix0, dst);
+        } else {
+          CopyPatch<0>(image, s.in_channels, h, w, k, iy0, ix0, dst);
+        }
+        continue;
+      }
+      for (int c = 0; c < s.in_channels; ++c) {
+        const float* plane = image + static_cast<int64_t>(c) * h * w;
+        for (int ky = 0; ky < k; ++ky) {
+          const int iy = iy0 + ky;
+          float* d = dst + (c * k + ky) * k;
+          for (int kx = 0; kx < k; ++kx) {
+            const int ix = ix0 + kx;
+            d[kx] = (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                        ? plane[static_cast<int64_t>(iy) * w + ix]
+                        : 0.0f;
+          }
+        }
+      }
+    }
+  }
+}
+
+void Row2ImAdd(const Conv2dShape& s, const float* rows, float* image) {
+  const int k = s.kernel, oh = s.out_height(), ow = s.out_width();
+  const int h = s.in_height, w = s.in_width, kk = s.col_rows();
+  for (int oy = 0; oy < oh; ++oy) {
+    const int iy0 = oy * s.stride - s.padding;
+    for (int ox = 0; ox < ow; ++ox) {
+      const int ix0 = ox * s.stride - s.padding;
+      const float* src = rows + static_cast<int64_t>(oy * ow + ox) * kk;
+      if (iy0 >= 0 && iy0 + k <= h && ix0 >= 0 && ix0 + k <= w) {
+        if (k == 3) {
+          AddPatch<3>(src, s.in_channels, h, w, k, iy0, ix0, image);
+        } else {
+          AddPatch<0>(src, s.in_channels, h, w, k, iy0, ix0, image);
+        }
+        continue;
+      }
+      for (int c = 0; c < s.in_channels; ++c) {
+        float* plane = image + static_cast<int64_t>(c) * h * w;
+        for (int ky = 0; ky < k; ++ky) {
+          const int iy = iy0 + ky;
+          if (iy < 0 || iy >= h) continue;
+          const float* v = src + (c * k + ky) * k;
+          for (int kx = 0; kx < k; ++kx) {
+            const int ix = ix0 + kx;
+            if (ix >= 0 && ix < w) plane[static_cast<int64_t>(iy) * w + ix] += v[kx];
+          }
+        }
+      }
+    }
+  }
+}
+
 void Conv2dForwardImage(const Conv2dShape& s, const float* weight,
                         const float* bias, const float* image, float* col,
                         float* out) {

@@ -43,6 +43,13 @@ void Im2Col(const Conv2dShape& s, const float* image, float* col);
 // The adjoint of Im2Col: image += scatter(col).
 void Col2ImAdd(const Conv2dShape& s, const float* col, float* image);
 
+// The transpose of Im2Col: row[oy*out_w + ox, (c*k + ky)*k + kx], one
+// contiguous patch per output position (for sparse gradient updates that
+// touch only some positions).
+void Im2Row(const Conv2dShape& s, const float* image, float* rows);
+// The adjoint of Im2Row: image += scatter(rows).
+void Row2ImAdd(const Conv2dShape& s, const float* rows, float* image);
+
 // One image: out = W * im2col(image) (+ bias[c] per output channel if bias
 // is non-null). `col` is scratch of col_rows()*col_cols() floats.
 void Conv2dForwardImage(const Conv2dShape& s, const float* weight,

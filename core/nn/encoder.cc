@@ -447,24 +447,50 @@ void Encoder::Backward(const float* grad_output) {
       continue;
     }
 
-    // Without BN: out = relu(pool(conv(x)) + b). Per image: ReLU mask and
-    // bias gradient, scatter through the argmax, conv backward; weight and
-    // bias gradients are summed per thread, then in thread order.
+    // Without BN: out = relu(pool(conv(x)) + b). The gradient reaching the
+    // conv output is sparse: one position per pooling window (the argmax),
+    // and zero where the ReLU was off -- at most a quarter of the dense
+    // [C_out, H*W] matrix. So instead of two dense GEMMs (dW = D col^T,
+    // dcol = W^T D) each non-zero (o, j, g) does two contiguous axpys of
+    // length K = C_in*9 on patch rows (im2row layout):
+    //   dW[o, :] += g * patch[j, :],   dpatch[j, :] += g * W[o, :].
+    // That is 4-8x fewer FLOPs than the dense backward. Weight and bias
+    // gradients are summed per thread, then in thread order.
+    const int kk = s.conv.col_rows();
+    const float* weight = s.weight->value.data();
     std::vector<float> partial(size_t(slots) * (wsize + cout), 0.0f);
     ParallelChunks(n, threads, [&](int64_t begin, int64_t end, int slot) {
-      float* col = ThreadScratch(kCol, col_size);
-      float* dcol = ThreadScratch(kDcol, col_size);
-      float* dconv = ThreadScratch(kConvOut, conv_size);
+      float* patches = ThreadScratch(kCol, col_size);
+      float* dpatches = ThreadScratch(kDcol, col_size);
       float* dpool = ThreadScratch(kGrad, out_size);
       float* dw = partial.data() + slot * (wsize + cout);
       float* db = dw + wsize;
       for (int64_t i = begin; i < end; ++i) {
         nn::BiasReluBackward(s.out.data() + i * out_size, s.dout.data() + i * out_size,
                              1, cout, spatial_out, dpool, db);
-        nn::MaxPool2dBackwardImage(s.pool, dpool, s.argmax.data() + i * out_size, dconv);
-        nn::Conv2dBackwardImage(s.conv, s.weight->value.data(), x + i * in_size,
-                                dconv, col, dcol, dw, nullptr,
-                                dx != nullptr ? dx + i * in_size : nullptr);
+        nn::Im2Row(s.conv, x + i * in_size, patches);
+        if (dx != nullptr) std::memset(dpatches, 0, sizeof(float) * col_size);
+        const int32_t* arg = s.argmax.data() + i * out_size;
+        for (int o = 0; o < cout; ++o) {
+          float* __restrict dwo = dw + int64_t(o) * kk;
+          const float* __restrict wo = weight + int64_t(o) * kk;
+          for (int p = 0; p < spatial_out; ++p) {
+            const float g = dpool[o * spatial_out + p];
+            if (g == 0.0f) continue;
+            const int64_t j = arg[o * spatial_out + p];
+            const float* __restrict patch = patches + j * kk;
+            for (int q = 0; q < kk; ++q) dwo[q] += g * patch[q];
+            if (dx != nullptr) {
+              float* __restrict dpatch = dpatches + j * kk;
+              for (int q = 0; q < kk; ++q) dpatch[q] += g * wo[q];
+            }
+          }
+        }
+        if (dx != nullptr) {
+          float* dxi = dx + i * in_size;
+          std::memset(dxi, 0, sizeof(float) * in_size);
+          nn::Row2ImAdd(s.conv, dpatches, dxi);
+        }
       }
     });
     float* gw = s.weight->grad.data();

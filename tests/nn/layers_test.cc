@@ -71,6 +71,22 @@ TEST(NnLayers, Im2ColAndCol2ImAreAdjoint) {
   }
 }
 
+TEST(NnLayers, Im2RowIsTheTransposeOfIm2ColAndRow2ImItsAdjoint) {
+  for (Conv2dShape s : {Conv2dShape{2, 5, 6, 3, 3, 1, 1}, Conv2dShape{3, 7, 5, 2, 3, 2, 0},
+                        Conv2dShape{2, 6, 6, 1, 2, 1, 0}}) {
+    const int rows = s.col_rows(), cols = s.col_cols();
+    std::vector<float> x = Randn(s.in_size(), 40);
+    std::vector<float> col(size_t(rows) * cols), row(col.size());
+    Im2Col(s, x.data(), col.data());
+    Im2Row(s, x.data(), row.data());
+    for (int r = 0; r < rows; ++r)
+      for (int c = 0; c < cols; ++c) ASSERT_EQ(col[r * cols + c], row[c * rows + r]);
+    std::vector<float> g = Randn(row.size(), 41), back(x.size(), 0.0f);
+    Row2ImAdd(s, g.data(), back.data());
+    EXPECT_NEAR(Dot(row, g), Dot(x, back), 1e-3);
+  }
+}
+
 TEST(NnLayers, Conv2dForwardMatchesDirectConvolution) {
   const Conv2dShape s{2, 5, 6, 3, 3, 2, 1};
   const int n = 2;
