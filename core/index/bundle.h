@@ -1,12 +1,24 @@
 // The bundle: one directory the trainer writes and the server loads.
 //
-//   manifest.pb   BundleManifest (binary protobuf) + manifest.txt (text form)
-//   model.pb      ModelProto (encoder weights and config)
-//   catalog.db    SQLite catalog
-//   index.faiss   FAISS index (derived; rebuilt when missing or stale)
+//   manifest.pb   BundleManifest (binary protobuf); manifest.txt is the same
+//                 in text format for humans (never read back)
+//   model.pb      ModelProto (encoder weights and config); its size and
+//                 SHA-256 are in the manifest
+//   catalog.db    SQLite catalog (grows with online adds, so it has no
+//                 checksum: Load runs PRAGMA integrity_check and checks the
+//                 schema and dim instead)
+//   index.faiss   VectorIndex file (derived; rebuilt when missing or stale)
 //
-// WriteBundle builds everything in "<dir>.tmp-<random>" and renames it over
-// `dir` only when complete, so a crash leaves the previous bundle intact.
+// WriteBundle builds everything in "<dir>.tmp-XXXXXX" (every file and the
+// directory fsynced), then swaps it with `dir` in one atomic
+// renameat2(RENAME_EXCHANGE) and deletes the old bundle, so a crash leaves
+// either the complete old bundle or the complete new one at `dir` (plus a
+// stray .tmp-* directory that can be deleted). On filesystems without
+// RENAME_EXCHANGE it renames the old bundle to "<dir>.old-XXXXXX" first;
+// a crash between the two renames leaves no `dir` but both complete
+// bundles beside it, and Load's NotFound message points at them.
+// Do not write over a bundle a server is serving: online adds would go to
+// the replaced catalog. Write a new directory and call Reload instead.
 #ifndef EMBEDSEARCH_CORE_INDEX_BUNDLE_H_
 #define EMBEDSEARCH_CORE_INDEX_BUNDLE_H_
 
@@ -30,16 +42,23 @@ struct BundleWriteOptions {
 };
 
 // `embeddings` holds gallery.size() * encoder.dim() floats, computed by
-// `encoder` on `gallery`'s images.
+// `encoder` on `gallery`'s images. Gallery labels keep their numbers
+// (label i is named gallery.label_names[i]); ids are 1..size() in dataset
+// order; images are stored as PNG. FailedPrecondition if `dir` exists and
+// is neither empty nor a bundle (it is never deleted then).
 absl::Status WriteBundle(const std::string& dir, const Encoder& encoder,
                          const Dataset& gallery, const float* embeddings,
                          const BundleWriteOptions& options = {});
 
 class Bundle {
  public:
-  // Validates the manifest (format version, dims, checksums of model and
-  // catalog), loads the encoder and opens the gallery. Errors say which file
-  // is wrong and how.
+  // Validates the manifest (format version, metric, index spec, dims and
+  // input shape against the model, model.pb's size and SHA-256), loads the
+  // encoder, checks the catalog (integrity, schema, dim) and opens the
+  // gallery, rebuilding index.faiss when missing or stale. Errors name the
+  // file and what is wrong: NotFound (missing file), DataLoss (corrupt
+  // file or checksum mismatch), FailedPrecondition (files that disagree,
+  // e.g. model dim vs manifest, or an unsupported format version).
   static absl::StatusOr<std::unique_ptr<Bundle>> Load(const std::string& dir);
 
   const embedsearch::v1::BundleManifest& manifest() const { return manifest_; }

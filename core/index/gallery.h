@@ -1,8 +1,13 @@
 // The searchable gallery: a Catalog (durable) plus a VectorIndex (derived).
 //
-// Writes go to the catalog first (committed, fsynced), then to the index;
-// a crash between the two is repaired on open because the index is rebuilt
-// from the catalog whenever it does not match it. Thread-safe.
+// Files in `dir`: catalog.db (the truth) and index.faiss (a cache of the
+// index). Writes go to the catalog first (committed, fsynced), then to the
+// index; a crash between the two is repaired on open because the index is
+// rebuilt from the catalog whenever it does not match it (missing,
+// unreadable, other spec/metric/dim, a training fallback, or other ids).
+// Thread-safe: searches run concurrently with each other and with
+// Add/Remove (writers are serialized among themselves). A hit whose item is
+// removed between the index lookup and the catalog read is dropped.
 #ifndef EMBEDSEARCH_CORE_INDEX_GALLERY_H_
 #define EMBEDSEARCH_CORE_INDEX_GALLERY_H_
 
@@ -17,6 +22,9 @@
 
 namespace embedsearch {
 
+inline constexpr char kCatalogFile[] = "catalog.db";
+inline constexpr char kIndexFile[] = "index.faiss";
+
 struct GalleryHit {
   int64_t id = 0;
   float distance = 0;
@@ -28,33 +36,45 @@ struct GalleryHit {
 
 struct GallerySearchOptions {
   int k = 10;
-  int nprobe = 0;
-  int ef_search = 0;
+  int nprobe = 0;     // 0: index default
+  int ef_search = 0;  // 0: index default
   std::vector<std::string> label_filter;  // Unknown names: InvalidArgument.
   bool include_images = false;
 };
 
 class Gallery {
  public:
-  // Opens catalog.db and index.faiss in `dir`. If index.faiss is missing,
-  // unreadable or its size differs from the catalog, it is rebuilt from the
-  // catalog with `index_spec`/`metric`.
+  // Opens (creating `dir` and the catalog if missing) catalog.db and
+  // index.faiss in `dir`. If index.faiss is missing, unreadable or does not
+  // match the catalog, it is rebuilt from the catalog with
+  // `index_spec`/`metric` and saved (a failed save is only a warning).
   static absl::StatusOr<std::unique_ptr<Gallery>> Open(
       const std::string& dir, int dim, const std::string& index_spec,
-      const std::string& metric);
+      const std::string& metric, const VectorIndexOptions& index_options = {});
   ~Gallery();
+  Gallery(const Gallery&) = delete;
+  Gallery& operator=(const Gallery&) = delete;
 
+  // Ids in order. Durable when OK. If the catalog commit succeeds but the
+  // index update fails (only on internal FAISS errors), Internal is
+  // returned; the items are stored and the next Open indexes them.
   absl::StatusOr<std::vector<int64_t>> Add(std::vector<CatalogItem> items);
+  // How many of `ids` existed. Durable when OK.
   absl::StatusOr<int64_t> Remove(const std::vector<int64_t>& ids);
-  // queries: n * dim floats.
+  // queries: n * dim floats. InvalidArgument for k <= 0, non-finite
+  // values or an unknown label name (the message names it).
   absl::StatusOr<std::vector<std::vector<GalleryHit>>> Search(
       const float* queries, int64_t n, const GallerySearchOptions& options) const;
+  // NotFound for an unknown id. With image and embedding.
   absl::StatusOr<CatalogItem> Get(int64_t id) const;
   int64_t size() const;
   int dim() const;
   std::vector<std::string> label_names() const;
   const std::string& index_spec() const;
   const std::string& metric() const;
+  const std::string& dir() const;
+  // Why the last Open rebuilt the index ("" when index.faiss was used).
+  const std::string& rebuild_reason() const;
   // Persists index.faiss (atomically) so the next open needs no rebuild.
   absl::Status SaveIndex() const;
 

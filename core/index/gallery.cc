@@ -1,0 +1,252 @@
+#include "core/index/gallery.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "core/util/file.h"
+#include "core/util/status_macros.h"
+
+namespace embedsearch {
+
+struct Gallery::Impl {
+  std::string dir;
+  int dim = 0;
+  std::string spec;
+  std::string metric;
+  VectorIndexOptions index_options;
+  std::string rebuild_reason;
+  std::unique_ptr<Catalog> catalog;
+  std::unique_ptr<VectorIndex> index;  // Set once in Open; thread-safe.
+  // Serializes writers so the catalog and the index see the same order.
+  absl::Mutex write_mu;
+  mutable absl::Mutex labels_mu;
+  std::vector<std::string> label_names ABSL_GUARDED_BY(labels_mu);
+  absl::flat_hash_map<std::string, int32_t> label_of ABSL_GUARDED_BY(labels_mu);
+
+  std::string IndexPath() const { return absl::StrCat(dir, "/", kIndexFile); }
+
+  absl::Status RefreshLabels() {
+    ASSIGN_OR_RETURN(std::vector<std::string> names, catalog->LabelNames());
+    absl::MutexLock lock(&labels_mu);
+    label_of.clear();
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (!names[i].empty()) label_of[names[i]] = static_cast<int32_t>(i);
+    }
+    label_names = std::move(names);
+    return absl::OkStatus();
+  }
+
+  // Builds the index from every catalog row.
+  absl::StatusOr<std::unique_ptr<VectorIndex>> BuildFromCatalog() const {
+    ASSIGN_OR_RETURN(std::unique_ptr<VectorIndex> fresh,
+                     VectorIndex::Create(spec, metric, dim, index_options));
+    std::vector<float> vectors;
+    std::vector<int64_t> ids;
+    std::vector<int32_t> labels;
+    RETURN_IF_ERROR(catalog->ForEach([&](const CatalogItem& item) {
+      vectors.insert(vectors.end(), item.embedding.begin(),
+                     item.embedding.end());
+      ids.push_back(item.id);
+      labels.push_back(item.label);
+    }));
+    RETURN_IF_ERROR(fresh->Add(vectors.data(), ids.data(), labels.data(),
+                               static_cast<int64_t>(ids.size())));
+    return fresh;
+  }
+
+  // Why the saved index cannot be used, or "" when it can.
+  std::string Mismatch(const absl::StatusOr<std::unique_ptr<VectorIndex>>& loaded,
+                       const std::vector<int64_t>& catalog_ids) const {
+    if (absl::IsNotFound(loaded.status())) return "index.faiss is missing";
+    if (!loaded.ok()) {
+      return absl::StrCat("index.faiss is unreadable: ",
+                          loaded.status().message());
+    }
+    const VectorIndex& vi = **loaded;
+    if (vi.spec() != spec || vi.metric() != metric || vi.dim() != dim) {
+      return absl::StrCat("index.faiss is \"", vi.spec(), "\"/", vi.metric(),
+                          "/", vi.dim(), "-d, wanted \"", spec, "\"/", metric,
+                          "/", dim, "-d");
+    }
+    if (!vi.fallback_reason().empty()) {
+      return "index.faiss is a Flat fallback; retrying the requested spec";
+    }
+    std::vector<int64_t> index_ids = vi.ids();
+    if (index_ids != catalog_ids) {
+      return absl::StrCat("index.faiss is stale (", index_ids.size(),
+                          " vectors, the catalog has ", catalog_ids.size(),
+                          " items or other ids)");
+    }
+    return "";
+  }
+};
+
+Gallery::Gallery() : impl_(std::make_unique<Impl>()) {}
+Gallery::~Gallery() = default;
+
+absl::StatusOr<std::unique_ptr<Gallery>> Gallery::Open(
+    const std::string& dir, int dim, const std::string& index_spec,
+    const std::string& metric, const VectorIndexOptions& index_options) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoStatus(errno, "create directory", dir);
+  }
+  std::unique_ptr<Gallery> gallery(new Gallery());
+  Impl& m = *gallery->impl_;
+  m.dir = dir;
+  m.dim = dim;
+  m.spec = index_spec;
+  m.metric = metric;
+  m.index_options = index_options;
+  ASSIGN_OR_RETURN(m.catalog,
+                   Catalog::Open(absl::StrCat(dir, "/", kCatalogFile), dim));
+  RETURN_IF_ERROR(m.RefreshLabels());
+  ASSIGN_OR_RETURN(std::vector<int64_t> catalog_ids, m.catalog->Ids());
+  absl::StatusOr<std::unique_ptr<VectorIndex>> loaded =
+      VectorIndex::Load(m.IndexPath(), index_options);
+  m.rebuild_reason = m.Mismatch(loaded, catalog_ids);
+  if (m.rebuild_reason.empty()) {
+    m.index = *std::move(loaded);
+    return gallery;
+  }
+  std::fprintf(stderr, "embedsearch: %s: rebuilding the index: %s\n",
+               dir.c_str(), m.rebuild_reason.c_str());
+  ASSIGN_OR_RETURN(m.index, m.BuildFromCatalog());
+  absl::Status saved = gallery->SaveIndex();
+  if (!saved.ok()) {
+    std::fprintf(stderr, "embedsearch: %s: could not save the index: %s\n",
+                 dir.c_str(), std::string(saved.message()).c_str());
+  }
+  return gallery;
+}
+
+absl::StatusOr<std::vector<int64_t>> Gallery::Add(
+    std::vector<CatalogItem> items) {
+  Impl& m = *impl_;
+  const int64_t n = static_cast<int64_t>(items.size());
+  std::vector<float> vectors;
+  vectors.reserve(static_cast<size_t>(n) * m.dim);
+  for (const CatalogItem& item : items) {
+    vectors.insert(vectors.end(), item.embedding.begin(), item.embedding.end());
+  }
+  std::vector<std::string> names(n);
+  std::vector<int32_t> labels(n);
+  for (int64_t i = 0; i < n; ++i) {
+    names[i] = items[i].label_name;
+    labels[i] = items[i].label;
+  }
+  absl::MutexLock lock(&m.write_mu);
+  ASSIGN_OR_RETURN(std::vector<int64_t> ids, m.catalog->Add(std::move(items)));
+  // The catalog resolved label names (maybe creating labels): mirror it.
+  RETURN_IF_ERROR(m.RefreshLabels());
+  {
+    absl::MutexLock labels_lock(&m.labels_mu);
+    for (int64_t i = 0; i < n; ++i) {
+      if (!names[i].empty()) labels[i] = m.label_of.at(names[i]);
+    }
+  }
+  absl::Status indexed = m.index->Add(vectors.data(), ids.data(),
+                                      labels.data(), n);
+  if (!indexed.ok()) {
+    return absl::InternalError(absl::StrCat(
+        "items were stored in the catalog but not indexed (the next open "
+        "rebuilds the index): ",
+        indexed.message()));
+  }
+  return ids;
+}
+
+absl::StatusOr<int64_t> Gallery::Remove(const std::vector<int64_t>& ids) {
+  Impl& m = *impl_;
+  absl::MutexLock lock(&m.write_mu);
+  ASSIGN_OR_RETURN(int64_t removed, m.catalog->Remove(ids));
+  absl::Status unindexed = m.index->Remove(ids);
+  if (!unindexed.ok()) {
+    return absl::InternalError(absl::StrCat(
+        "items were removed from the catalog but not from the index (the "
+        "next open rebuilds the index): ",
+        unindexed.message()));
+  }
+  return removed;
+}
+
+absl::StatusOr<std::vector<std::vector<GalleryHit>>> Gallery::Search(
+    const float* queries, int64_t n, const GallerySearchOptions& options) const {
+  const Impl& m = *impl_;
+  SearchParams params;
+  params.k = options.k;
+  params.nprobe = options.nprobe;
+  params.ef_search = options.ef_search;
+  if (!options.label_filter.empty()) {
+    absl::MutexLock lock(&m.labels_mu);
+    for (const std::string& name : options.label_filter) {
+      auto it = m.label_of.find(name);
+      if (it == m.label_of.end()) {
+        std::vector<std::string> known;
+        for (const std::string& s : m.label_names) {
+          if (!s.empty()) known.push_back(s);
+        }
+        return absl::InvalidArgumentError(
+            absl::StrCat("unknown label \"", name, "\" in the label filter; "
+                         "the gallery's labels are: ",
+                         absl::StrJoin(known, ", ")));
+      }
+      params.allowed_labels.push_back(it->second);
+    }
+  }
+  ASSIGN_OR_RETURN(std::vector<std::vector<Neighbor>> neighbors,
+                   m.index->Search(queries, n, params));
+  std::vector<int64_t> ids;
+  for (const auto& row : neighbors) {
+    for (const Neighbor& nb : row) ids.push_back(nb.id);
+  }
+  ASSIGN_OR_RETURN(std::vector<CatalogItem> items,
+                   m.catalog->GetMany(ids, options.include_images));
+  std::vector<std::vector<GalleryHit>> hits(n);
+  size_t j = 0;
+  for (int64_t q = 0; q < n; ++q) {
+    for (const Neighbor& nb : neighbors[q]) {
+      CatalogItem& item = items[j++];
+      if (item.id == 0) continue;  // Removed since the index lookup.
+      GalleryHit hit;
+      hit.id = nb.id;
+      hit.distance = nb.distance;
+      hit.label = item.label;
+      hit.label_name = std::move(item.label_name);
+      hit.source = std::move(item.source);
+      hit.image_png = std::move(item.image_png);
+      hits[q].push_back(std::move(hit));
+    }
+  }
+  return hits;
+}
+
+absl::StatusOr<CatalogItem> Gallery::Get(int64_t id) const {
+  return impl_->catalog->Get(id, /*with_image=*/true);
+}
+
+int64_t Gallery::size() const { return impl_->index->size(); }
+int Gallery::dim() const { return impl_->dim; }
+std::vector<std::string> Gallery::label_names() const {
+  absl::MutexLock lock(&impl_->labels_mu);
+  return impl_->label_names;
+}
+const std::string& Gallery::index_spec() const { return impl_->spec; }
+const std::string& Gallery::metric() const { return impl_->metric; }
+const std::string& Gallery::dir() const { return impl_->dir; }
+const std::string& Gallery::rebuild_reason() const {
+  return impl_->rebuild_reason;
+}
+
+absl::Status Gallery::SaveIndex() const {
+  return impl_->index->Save(impl_->IndexPath());
+}
+
+}  // namespace embedsearch
