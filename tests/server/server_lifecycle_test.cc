@@ -316,7 +316,34 @@ TEST(ServerLifecycle, BinaryDrainsAndExitsZeroOnSigterm) {
   ASSERT_TRUE(stub->Search(MakeContext().get(), request, &response).ok());
   EXPECT_EQ(response.hits_size(), 3);
 
+  // A stream that is open when SIGTERM arrives is drained, not cut: it
+  // keeps getting answers until the client closes it.
+  auto stream_context = MakeContext();
+  auto stream = stub->SearchStream(stream_context.get());
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&response));
   ASSERT_EQ(kill(pid, SIGTERM), 0);
+  for (int i = 0; i < 200 && ReadWholeFile(log).find("shutting_down") ==
+                                 std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_THAT(ReadWholeFile(log), HasSubstr("shutting_down"));
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_EQ(response.sequence(), 1u);
+  EXPECT_EQ(response.hits_size(), 3);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+  // New calls are refused while draining.
+  v1::GetInfoResponse info;
+  EXPECT_FALSE(stub->GetInfo(MakeContext().get(), {}, &info).ok());
+  // An idle client channel notices the server's GOAWAY only at its next
+  // backup poll (gRPC's default: 5 s), and the server waits for channels
+  // to close; dropping ours lets the server finish at once.
+  stream.reset();
+  stub.reset();
+
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
