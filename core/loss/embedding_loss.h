@@ -68,6 +68,10 @@
 // The gradient treats the selection (mined triplets, nbar) and the active
 // count of batch-all as constants, as autograd would.
 //
+// Cost: an n x n matrix of distances (O(n^2 dim) time, O(n^2) memory);
+// triplet + kAll visits every triplet (O(n^3)), streamed, not stored. A
+// batch of 160 x 64 takes a few milliseconds for any kind.
+//
 // Thread safety: ComputeEmbeddingLoss is a pure function; call it from any
 // thread. This header exposes no Eigen types, so callers may be compiled
 // with other -march flags than the loss library.
