@@ -354,6 +354,121 @@ def ctc():
     w.close()
 
 
+def embedding():
+    """ComputeEmbeddingLoss re-implemented with torch ops and autograd, with
+    the mining decisions made on detached distances (first index on ties)."""
+    w = Writer("embedding")
+    torch.manual_seed(11)
+
+    def loss_of(x, labels, kind, mining, margin, p, eps, swap, beta, avg_active):
+        n = x.shape[0]
+        D = [[F.pairwise_distance(x[i:i + 1], x[j:j + 1], p=p, eps=eps)[0]
+              for j in range(n)] for i in range(n)]
+        Dv = [[float(D[i][j]) for j in range(n)] for i in range(n)]
+        pos = lambda a: [j for j in range(n) if j != a and labels[j] == labels[a]]
+        neg = lambda a: [j for j in range(n) if labels[j] != labels[a]]
+
+        def argbest(cands, key, better):
+            best = None
+            for c in cands:
+                if best is None or better(key(c), key(best)):
+                    best = c
+            return best
+
+        def triplets():
+            out = []
+            for a in range(n):
+                if mining == "all":
+                    out += [(a, q, r) for q in pos(a) for r in neg(a)]
+                elif mining == "batch-hard":
+                    if pos(a) and neg(a):
+                        hp = argbest(pos(a), lambda j: Dv[a][j], lambda u, v: u > v)
+                        hn = argbest(neg(a), lambda j: Dv[a][j], lambda u, v: u < v)
+                        out.append((a, hp, hn))
+                else:
+                    for q in pos(a):
+                        far = [r for r in neg(a) if Dv[a][r] > Dv[a][q]]
+                        if far:
+                            r = argbest(far, lambda j: Dv[a][j], lambda u, v: u < v)
+                        else:
+                            r = argbest(neg(a), lambda j: Dv[a][j], lambda u, v: u > v)
+                        out.append((a, q, r))
+            return out
+
+        if kind == "triplet":
+            terms = []
+            for a, q, r in triplets():
+                dn = torch.minimum(D[a][r], D[q][r]) if swap else D[a][r]
+                terms.append(torch.clamp_min(margin + D[a][q] - dn, 0))
+            t = torch.stack(terms)
+            if mining == "all" and avg_active:
+                active = int((t > 0).sum())
+                return t.sum() / active if active else t.sum() * 0
+            return t.mean()
+        if kind in ("cosine", "hinge-embedding"):
+            if mining == "all":
+                pairs = [(i, j, 1.0 if labels[i] == labels[j] else -1.0)
+                         for i in range(n) for j in range(i + 1, n)]
+            else:
+                raise ValueError("only 'all' for pair kinds here")
+            if kind == "cosine":
+                x1 = torch.stack([x[i] for i, _, _ in pairs])
+                x2 = torch.stack([x[j] for _, j, _ in pairs])
+                y = torch.tensor([t for _, _, t in pairs])
+                return F.cosine_embedding_loss(x1, x2, y, margin=margin)
+            d = torch.stack([D[i][j] for i, j, _ in pairs])
+            y = torch.tensor([t for _, _, t in pairs])
+            return F.hinge_embedding_loss(d, y, margin=margin)
+        # EBM kinds, energy = pairwise_distance.
+        terms = []
+        for a in range(n):
+            if not pos(a) or not neg(a):
+                continue
+            ps = pos(a)
+            if mining == "batch-hard":
+                ps = [argbest(ps, lambda j: Dv[a][j], lambda u, v: u > v)]
+            for q in ps:
+                ns = neg(a)
+                if mining == "semi-hard" and kind in ("hinge", "log", "square-square"):
+                    far = [r for r in ns if Dv[a][r] > Dv[a][q]]
+                    ns = far if far else ns
+                bar = argbest(ns, lambda j: Dv[a][j], lambda u, v: u < v)
+                ep, eb = D[a][q], D[a][bar]
+                if kind == "hinge":
+                    terms.append(torch.clamp_min(margin + ep - eb, 0))
+                elif kind == "log":
+                    terms.append(F.softplus(ep - eb))
+                elif kind == "square-square":
+                    terms.append(ep ** 2 + torch.clamp_min(margin - eb, 0) ** 2)
+                elif kind == "nll":
+                    e = torch.stack([ep] + [D[a][r] for r in ns])
+                    terms.append(ep + torch.logsumexp(-beta * e, 0) / beta)
+        return torch.stack(terms).mean()
+
+    n, dim = 8, 3
+    labels = [0, 1, 2, 0, 1, 2, 0, 1]
+    combos = []
+    for mining in ["all", "batch-hard", "semi-hard"]:
+        for swap in [False, True]:
+            for p in [1.0, 2.0, 3.0]:
+                combos.append(("triplet", mining, 0.8, p, swap, 1.0, True))
+        combos.append(("triplet", mining, 0.8, 2.0, False, 1.0, False))
+        for kind in ["hinge", "log", "square-square", "nll"]:
+            combos.append((kind, mining, 1.5, 2.0, False, 0.7, True))
+    combos.append(("cosine", "all", 0.1, 2.0, False, 1.0, True))
+    combos.append(("cosine", "all", -0.3, 2.0, False, 1.0, True))
+    combos.append(("hinge-embedding", "all", 2.0, 2.0, False, 1.0, True))
+    for i, (kind, mining, margin, p, swap, beta, avg) in enumerate(combos):
+        x = (torch.randn(n, dim) + torch.eye(3)[torch.tensor(labels)]).requires_grad_(True)
+        out = loss_of(x, labels, kind, mining, margin, p, 1e-6, swap, beta, avg)
+        out.backward()
+        w.case("e%d" % i, {"kind": kind, "mining": mining, "margin": margin, "p": p,
+                           "swap": int(swap), "beta": beta, "average_over_active": int(avg)},
+               {"x": x.detach(), "labels": torch.tensor(labels), "out": out.detach(),
+                "grad_x": x.grad})
+    w.close()
+
+
 if __name__ == "__main__":
     os.makedirs(OUT_DIR, exist_ok=True)
     triplet()
@@ -366,3 +481,4 @@ if __name__ == "__main__":
     bce_logits()
     kl_div()
     ctc()
+    embedding()

@@ -6,6 +6,7 @@
 
 #include "core/loss/ctc_loss.h"
 #include "core/loss/elementwise_losses.h"
+#include "core/loss/embedding_loss.h"
 #include "core/loss/multilabel_margin_loss.h"
 #include "core/loss/pairwise_losses.h"
 #include "gtest/gtest.h"
@@ -152,6 +153,36 @@ TEST(Loss, CtcMatchesPyTorch) {
                        c.T("input_lengths").Ints(), o, c.T("gout").Vector());
       },
       kCtcRtol);
+}
+
+// ComputeEmbeddingLoss against a torch re-implementation with autograd
+// (mining included), for every kind with kAll and the triplet / margin kinds
+// with every mining.
+TEST(Loss, EmbeddingLossMatchesTorchReimplementation) {
+  absl::StatusOr<std::vector<FixtureCase>> cases = LoadFixtures("embedding");
+  ASSERT_TRUE(cases.ok()) << cases.status();
+  ASSERT_FALSE(cases->empty());
+  for (const FixtureCase& c : *cases) {
+    const FixtureTensor& x = c.T("x");
+    std::vector<int32_t> labels;
+    for (int64_t l : c.T("labels").Ints()) labels.push_back(static_cast<int32_t>(l));
+    EmbeddingLossOptions o;
+    o.kind = ParseEmbeddingLossKind(c.Str("kind")).value();
+    o.mining = ParseMining(c.Str("mining")).value();
+    o.margin = c.Num("margin");
+    o.p = c.Num("p");
+    o.swap = c.Num("swap") != 0;
+    o.beta = c.Num("beta");
+    o.average_over_active = c.Num("average_over_active") != 0;
+    std::vector<double> grad;
+    absl::StatusOr<EmbeddingLossResult> r = ComputeEmbeddingLossDouble(
+        x.values.data(), static_cast<int>(x.shape[0]),
+        static_cast<int>(x.shape[1]), labels.data(), o, &grad);
+    ASSERT_TRUE(r.ok()) << c.name << ": " << r.status();
+    ExpectClose(c, "out", &r->loss, 1, kRtol);
+    ExpectClose(c, "grad_x", grad.data(), static_cast<int64_t>(grad.size()),
+                kRtol);
+  }
 }
 
 }  // namespace
