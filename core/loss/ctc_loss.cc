@@ -29,8 +29,8 @@ double LogAddExp(double a, double b) {
 
 }  // namespace
 
-absl::StatusOr<LossResult> CtcLoss(const RowMatrix& log_probs,
-                                   int64_t max_time, const CtcTargets& targets,
+absl::StatusOr<LossResult> CtcLoss(const RowMatrix& log_probs, int64_t max_time,
+                                   const CtcTargets& targets,
                                    const std::vector<int64_t>& input_lengths,
                                    const CtcOptions& options,
                                    const Eigen::VectorXd& grad_output) {
@@ -44,9 +44,9 @@ absl::StatusOr<LossResult> CtcLoss(const RowMatrix& log_probs,
   }
   const int64_t batch = log_probs.rows() / max_time;
   if (options.blank < 0 || options.blank >= num_classes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        kWhat, ": blank ", options.blank, " is not a class in [0, ",
-        num_classes, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(kWhat, ": blank ", options.blank,
+                     " is not a class in [0, ", num_classes, ")"));
   }
   if (static_cast<int64_t>(input_lengths.size()) != batch ||
       static_cast<int64_t>(targets.lengths.size()) != batch) {
@@ -79,10 +79,10 @@ absl::StatusOr<LossResult> CtcLoss(const RowMatrix& log_probs,
     for (int64_t s = 0; s < tl; ++s) {
       const int64_t l = targets.labels[offset[n] + s];
       if (l < 0 || l >= num_classes || l == options.blank) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            kWhat, ": target label ", l, " of sample ", n,
-            " must be a class in [0, ", num_classes,
-            ") other than the blank ", options.blank));
+        return absl::InvalidArgumentError(
+            absl::StrCat(kWhat, ": target label ", l, " of sample ", n,
+                         " must be a class in [0, ", num_classes,
+                         ") other than the blank ", options.blank));
       }
     }
   }
@@ -125,9 +125,8 @@ absl::StatusOr<LossResult> CtcLoss(const RowMatrix& log_probs,
       for (int64_t s = 0; s < width; ++s) {
         const double lb1 = b(t + 1, s);
         const double lb2 = s < width - 1 ? b(t + 1, s + 1) : kNegInf;
-        const double lb3 = s < width - 2 && ext(s + 2) != ext(s)
-                               ? b(t + 1, s + 2)
-                               : kNegInf;
+        const double lb3 =
+            s < width - 2 && ext(s + 2) != ext(s) ? b(t + 1, s + 2) : kNegInf;
         b(t, s) = LogSumExp3(lb1, lb2, lb3) + lp(t, n, ext(s));
       }
     }
@@ -144,8 +143,8 @@ absl::StatusOr<LossResult> CtcLoss(const RowMatrix& log_probs,
   if (options.reduction == Reduction::kMean) {
     Eigen::VectorXd scaled(batch);
     for (int64_t n = 0; n < batch; ++n) {
-      scaled[n] = terms[n] / static_cast<double>(
-                                 std::max<int64_t>(targets.lengths[n], 1));
+      scaled[n] = terms[n] /
+                  static_cast<double>(std::max<int64_t>(targets.lengths[n], 1));
     }
     RETURN_IF_ERROR(
         ReduceTerms(scaled, Reduction::kMean, grad_output, &result.output, &g));
@@ -153,8 +152,8 @@ absl::StatusOr<LossResult> CtcLoss(const RowMatrix& log_probs,
       g[n] /= static_cast<double>(std::max<int64_t>(targets.lengths[n], 1));
     }
   } else {
-    RETURN_IF_ERROR(ReduceTerms(terms, options.reduction, grad_output,
-                                &result.output, &g));
+    RETURN_IF_ERROR(
+        ReduceTerms(terms, options.reduction, grad_output, &result.output, &g));
   }
 
   RowMatrix grad = RowMatrix::Zero(log_probs.rows(), num_classes);

@@ -126,8 +126,8 @@ absl::StatusOr<LossResult> EbmLoss(const RowMatrix& energies,
   RowMatrix grad = RowMatrix::Zero(p, k);
   double total = 0;
   for (Eigen::Index i = 0; i < p; ++i) {
-    total += EbmSampleLoss(kind, energies.row(i).data(), k, correct[i],
-                           options, g, grad.row(i).data());
+    total += EbmSampleLoss(kind, energies.row(i).data(), k, correct[i], options,
+                           g, grad.row(i).data());
   }
   result.output = Eigen::VectorXd::Constant(1, total * g);
   result.grads = {grad};
@@ -182,9 +182,8 @@ absl::StatusOr<LossResult> GeneralMarginLoss(const RowMatrix& energies,
   RowMatrix grad = RowMatrix::Zero(p, k);
   double total = 0;
   for (Eigen::Index i = 0; i < p; ++i) {
-    total += GeneralMarginSampleLoss(energies.row(i).data(),
-                                     cost.row(i).data(), k, correct[i], h, g,
-                                     grad.row(i).data());
+    total += GeneralMarginSampleLoss(energies.row(i).data(), cost.row(i).data(),
+                                     k, correct[i], h, g, grad.row(i).data());
   }
   LossResult result;
   result.output = Eigen::VectorXd::Constant(1, total * g);

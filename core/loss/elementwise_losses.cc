@@ -122,8 +122,7 @@ absl::StatusOr<LossResult> SoftMarginLoss(const RowMatrix& x,
 }
 
 absl::StatusOr<LossResult> BceLoss(const RowMatrix& x, const RowMatrix& target,
-                                   const RowMatrix& weight,
-                                   Reduction reduction,
+                                   const RowMatrix& weight, Reduction reduction,
                                    const Eigen::VectorXd& grad_output) {
   constexpr absl::string_view kWhat = "BCELoss";
   RETURN_IF_ERROR(CheckInputs(kWhat, x, target));

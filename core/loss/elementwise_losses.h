@@ -59,8 +59,7 @@ absl::StatusOr<KlReduction> ParseKlReduction(absl::string_view name);
 // grads: {x}.
 absl::StatusOr<LossResult> KlDivLoss(
     const RowMatrix& x, const RowMatrix& target, KlReduction reduction,
-    bool log_target,
-    const Eigen::VectorXd& grad_output = Eigen::VectorXd());
+    bool log_target, const Eigen::VectorXd& grad_output = Eigen::VectorXd());
 
 }  // namespace embedsearch
 

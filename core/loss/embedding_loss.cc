@@ -84,9 +84,9 @@ absl::Status Validate(const double* x, int n, int dim, const int32_t* labels,
   }
   for (int64_t i = 0; i < int64_t{n} * dim; ++i) {
     if (!std::isfinite(x[i])) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "ComputeEmbeddingLoss: embedding ", i / dim, " has a non-finite ",
-          "value at dimension ", i % dim));
+      return absl::InvalidArgumentError(
+          absl::StrCat("ComputeEmbeddingLoss: embedding ", i / dim,
+                       " has a non-finite ", "value at dimension ", i % dim));
     }
   }
   bool has_positive = false, has_negative = false;
@@ -180,8 +180,7 @@ void TripletTerms(const RowMatrix& d, const int32_t* labels,
 
 // Pair kinds. `m` is cos (kCosine) or the distance (kHingeEmbedding).
 void PairTerms(const RowMatrix& m, const int32_t* labels, int n,
-               const EmbeddingLossOptions& o, Accumulator* acc,
-               RowMatrix* g) {
+               const EmbeddingLossOptions& o, Accumulator* acc, RowMatrix* g) {
   const bool cosine = o.kind == EmbeddingLossKind::kCosine;
   std::vector<LabeledPair> pairs;
   if (o.mining == Mining::kAll) {
@@ -255,11 +254,9 @@ void EbmTerms(const RowMatrix& e, const int32_t* labels, int n,
       if (general) {
         cost.assign(k, o.margin);
         loss = GeneralMarginSampleLoss(energies.data(), cost.data(), k, 0,
-                                       HingeFunction::kHinge, 1.0,
-                                       grad.data());
+                                       HingeFunction::kHinge, 1.0, grad.data());
       } else {
-        loss =
-            EbmSampleLoss(kind, energies.data(), k, 0, eo, 1.0, grad.data());
+        loss = EbmSampleLoss(kind, energies.data(), k, 0, eo, 1.0, grad.data());
       }
       acc->Term(loss);
       acc->Pos(energies[0]);

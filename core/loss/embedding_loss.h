@@ -31,8 +31,9 @@
 //                       1-cos for kCosine, d for kHingeEmbedding), each
 //                       giving the pairs (a,p,+1) and (a,n,-1).
 //   kMarginHinge        generalized margin losses over the most offending
-//   kMarginLog          incorrect answer nbar(a) = argmin_{n: label != a} E(a,n),
-//   kMarginSquareSquare with E = energy, for each correct answer p of anchor a:
+//   kMarginLog          incorrect answer nbar(a) = argmin over the
+//   kMarginSquareSquare negatives n of a of E(a,n), E = energy; for each
+//                       correct answer p of anchor a:
 //                         hinge:  max(0, margin + E(a,p) - E(a,nbar))
 //                         log:    log(1 + exp(E(a,p) - E(a,nbar)))
 //                         sq-sq:  E(a,p)^2 + max(0, margin - E(a,nbar))^2
@@ -103,12 +104,12 @@ enum class EmbeddingLossKind {
 struct EmbeddingLossOptions {
   EmbeddingLossKind kind = EmbeddingLossKind::kTriplet;  // default: triplet
   Mining mining = Mining::kAll;                          // default: all
-  double margin = 0.2;        // default 0.2 (triplet / hinge / margin kinds;
-                              // cosine uses it as its cos margin)
-  double p = 2;               // default 2: norm of pairwise_distance (>= 1)
-  double eps = 1e-6;          // default 1e-6: pairwise_distance's eps
-  bool swap = false;          // default off: triplet distance swap
-  double beta = 1;            // default 1: inverse temperature of kNll (> 0)
+  double margin = 0.2;          // default 0.2 (triplet / hinge / margin kinds;
+                                // cosine uses it as its cos margin)
+  double p = 2;                 // default 2: norm of pairwise_distance (>= 1)
+  double eps = 1e-6;            // default 1e-6: pairwise_distance's eps
+  bool swap = false;            // default off: triplet distance swap
+  double beta = 1;              // default 1: inverse temperature of kNll (> 0)
   bool squared_energy = false;  // default off: EBM kinds use d(a,b); on:
                                 // ||a-b||_2^2
   bool average_over_active = true;  // default on: kTriplet+kAll divides by

@@ -26,8 +26,8 @@ absl::Status ReduceTerms(const Eigen::VectorXd& terms, Reduction reduction,
   switch (reduction) {
     case Reduction::kNone:
       *output = terms;
-      *term_grad = grad_output.size() == 0 ? Eigen::VectorXd::Ones(n)
-                                           : grad_output;
+      *term_grad =
+          grad_output.size() == 0 ? Eigen::VectorXd::Ones(n) : grad_output;
       break;
     case Reduction::kMean: {
       // Mean of nothing is NaN, as in PyTorch.

@@ -34,8 +34,8 @@ absl::string_view MiningName(Mining mining) {
   return "unknown";
 }
 
-std::vector<Triplet> MineTriplets(const RowMatrix& dist,
-                                  const int32_t* labels, Mining mining) {
+std::vector<Triplet> MineTriplets(const RowMatrix& dist, const int32_t* labels,
+                                  Mining mining) {
   const int n = static_cast<int>(dist.rows());
   std::vector<Triplet> out;
   for (int a = 0; a < n; ++a) {

@@ -31,8 +31,8 @@ struct LabeledPair {
 };
 
 // Anchors without a positive or without a negative give no triplet.
-std::vector<Triplet> MineTriplets(const RowMatrix& dist,
-                                  const int32_t* labels, Mining mining);
+std::vector<Triplet> MineTriplets(const RowMatrix& dist, const int32_t* labels,
+                                  Mining mining);
 
 // Every unordered pair i < j of the batch.
 std::vector<LabeledPair> AllPairs(const int32_t* labels, int n);

@@ -7,8 +7,8 @@
 namespace embedsearch {
 
 absl::StatusOr<LossResult> MultiLabelMarginLoss(
-    const RowMatrix& x, const std::vector<int64_t>& target,
-    Reduction reduction, const Eigen::VectorXd& grad_output) {
+    const RowMatrix& x, const std::vector<int64_t>& target, Reduction reduction,
+    const Eigen::VectorXd& grad_output) {
   constexpr absl::string_view kWhat = "MultiLabelMarginLoss";
   const Eigen::Index n = x.rows(), c = x.cols();
   if (x.size() == 0) {

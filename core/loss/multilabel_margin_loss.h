@@ -22,8 +22,7 @@ namespace embedsearch {
 // `target` holds N*C class indices, row-major. Reduction over the N samples.
 // grads: {x}.
 absl::StatusOr<LossResult> MultiLabelMarginLoss(
-    const RowMatrix& x, const std::vector<int64_t>& target,
-    Reduction reduction,
+    const RowMatrix& x, const std::vector<int64_t>& target, Reduction reduction,
     const Eigen::VectorXd& grad_output = Eigen::VectorXd());
 
 }  // namespace embedsearch

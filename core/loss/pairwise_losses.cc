@@ -89,8 +89,8 @@ absl::StatusOr<LossResult> TripletMarginLoss(
                          gn.row(i).data());
     }
     if (w_pn != 0) {
-      AddRowDistanceGrad(positive.row(i).data(), negative.row(i).data(), dim,
-                         p, eps, d_pn[i], -gi * w_pn, gp.row(i).data(),
+      AddRowDistanceGrad(positive.row(i).data(), negative.row(i).data(), dim, p,
+                         eps, d_pn[i], -gi * w_pn, gp.row(i).data(),
                          gn.row(i).data());
     }
   }
@@ -125,8 +125,7 @@ void AddRowCosineGrad(const double* x1, const double* x2, int dim, double g,
 
 absl::StatusOr<LossResult> CosineEmbeddingLoss(
     const RowMatrix& x1, const RowMatrix& x2, const Eigen::VectorXd& target,
-    const CosineEmbeddingOptions& options,
-    const Eigen::VectorXd& grad_output) {
+    const CosineEmbeddingOptions& options, const Eigen::VectorXd& grad_output) {
   constexpr absl::string_view kWhat = "CosineEmbeddingLoss";
   RETURN_IF_ERROR(CheckNonEmpty(kWhat, x1));
   RETURN_IF_ERROR(CheckSameShape(kWhat, x1, "input1", x2, "input2"));

@@ -30,7 +30,7 @@ absl::StatusOr<LossResult> TripletMarginLoss(
     const Eigen::VectorXd& grad_output = Eigen::VectorXd());
 
 struct CosineEmbeddingOptions {
-  double margin = 0.0;  // default 0 (PyTorch's)
+  double margin = 0.0;                     // default 0 (PyTorch's)
   Reduction reduction = Reduction::kMean;  // default mean
 };
 

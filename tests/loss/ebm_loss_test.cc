@@ -1,10 +1,11 @@
 // The EBM losses on energies: formulas checked by hand, gradients by central
 // finite differences in double (PyTorch ships none of these).
+#include "core/loss/ebm_loss.h"
+
 #include <cmath>
 #include <random>
 #include <vector>
 
-#include "core/loss/ebm_loss.h"
 #include "gtest/gtest.h"
 
 namespace embedsearch {
@@ -62,17 +63,17 @@ bool AwayFromKinks(const RowMatrix& e, const std::vector<int>& correct,
 // and inactive in 0, 3; no energy within 1e-3 of a kink or a tie.
 RowMatrix HandEnergies() {
   RowMatrix e(6, 5);
-  e << 0.2, 1.5, 2.7, 1.9, 3.1,   //
-      0.9, 2.2, 1.4, 0.6, 2.9,    //
-      2.4, 1.1, 0.3, 1.7, 2.0,    //
-      2.6, 3.3, 2.1, 2.8, 0.4,    //
-      1.2, 0.75, 1.6, 2.5, 3.0,   //
+  e << 0.2, 1.5, 2.7, 1.9, 3.1,  //
+      0.9, 2.2, 1.4, 0.6, 2.9,   //
+      2.4, 1.1, 0.3, 1.7, 2.0,   //
+      2.6, 3.3, 2.1, 2.8, 0.4,   //
+      1.2, 0.75, 1.6, 2.5, 3.0,  //
       1.3, 2.35, 1.95, 0.45, 2.65;
   return e;
 }
 
 const EbmLossKind kAllKinds[] = {
-    EbmLossKind::kEnergy, EbmLossKind::kNll,  EbmLossKind::kPerceptron,
+    EbmLossKind::kEnergy, EbmLossKind::kNll, EbmLossKind::kPerceptron,
     EbmLossKind::kHinge,  EbmLossKind::kLog, EbmLossKind::kSquareSquare};
 
 TEST(Loss, EbmGradientsMatchFiniteDifferences) {
@@ -213,8 +214,7 @@ TEST(Loss, EbmRejectsBadArguments) {
   EXPECT_EQ(EbmLoss(one, {0, 0}, EbmLossKind::kHinge).status().code(),
             absl::StatusCode::kInvalidArgument);  // no incorrect answer
   EXPECT_TRUE(EbmLoss(one, {0, 0}, EbmLossKind::kEnergy).ok());
-  EXPECT_EQ(GeneralMarginLoss(e, {0, 1}, RowMatrix(1, 3),
-                              HingeFunction::kHinge)
+  EXPECT_EQ(GeneralMarginLoss(e, {0, 1}, RowMatrix(1, 3), HingeFunction::kHinge)
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);  // cost shape

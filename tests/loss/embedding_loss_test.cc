@@ -1,12 +1,13 @@
 // ComputeEmbeddingLoss (the trainer's API) and mining: gradients by central
 // finite differences for every kind x mining, agreement with the
 // PyTorch-parity losses it is built on, mining picks, and argument errors.
+#include "core/loss/embedding_loss.h"
+
 #include <cmath>
 #include <random>
 #include <vector>
 
 #include "core/loss/elementwise_losses.h"
-#include "core/loss/embedding_loss.h"
 #include "core/loss/mining.h"
 #include "core/loss/pairwise_losses.h"
 #include "gtest/gtest.h"
@@ -43,14 +44,17 @@ double Loss(const Batch& b, const std::vector<double>& x,
       ->loss;
 }
 
-const EmbeddingLossKind kKinds[] = {
-    EmbeddingLossKind::kTriplet,     EmbeddingLossKind::kCosine,
-    EmbeddingLossKind::kHingeEmbedding, EmbeddingLossKind::kMarginHinge,
-    EmbeddingLossKind::kMarginLog,   EmbeddingLossKind::kMarginSquareSquare,
-    EmbeddingLossKind::kNll,         EmbeddingLossKind::kEnergy,
-    EmbeddingLossKind::kPerceptron,  EmbeddingLossKind::kGeneralHinge};
-const Mining kMinings[] = {Mining::kAll, Mining::kBatchHard,
-                           Mining::kSemiHard};
+const EmbeddingLossKind kKinds[] = {EmbeddingLossKind::kTriplet,
+                                    EmbeddingLossKind::kCosine,
+                                    EmbeddingLossKind::kHingeEmbedding,
+                                    EmbeddingLossKind::kMarginHinge,
+                                    EmbeddingLossKind::kMarginLog,
+                                    EmbeddingLossKind::kMarginSquareSquare,
+                                    EmbeddingLossKind::kNll,
+                                    EmbeddingLossKind::kEnergy,
+                                    EmbeddingLossKind::kPerceptron,
+                                    EmbeddingLossKind::kGeneralHinge};
+const Mining kMinings[] = {Mining::kAll, Mining::kBatchHard, Mining::kSemiHard};
 
 // Margins that put the kink of each kind among the batch's distances.
 double MarginFor(EmbeddingLossKind kind) {
@@ -396,8 +400,8 @@ TEST(Loss, EmbeddingGradientDescentLowersTheLoss) {
     o.kind = kind;
     o.margin = MarginFor(kind);
     std::vector<double> grad;
-    const double before = ComputeEmbeddingLossDouble(
-                              b.x.data(), b.n, b.dim, b.labels.data(), o, &grad)
+    const double before = ComputeEmbeddingLossDouble(b.x.data(), b.n, b.dim,
+                                                     b.labels.data(), o, &grad)
                               ->loss;
     std::vector<double> x = b.x;
     for (size_t i = 0; i < x.size(); ++i) x[i] -= 1e-3 * grad[i];

@@ -51,11 +51,9 @@ const std::string& FixtureCase::Str(const std::string& option) const {
   return it == options.end() ? kEmpty : it->second;
 }
 
-absl::StatusOr<std::vector<FixtureCase>> LoadFixtures(
-    const std::string& name) {
-  const std::string path =
-      absl::StrCat(EMBEDSEARCH_SOURCE_DIR, "/tests/loss/fixtures/", name,
-                   ".txt");
+absl::StatusOr<std::vector<FixtureCase>> LoadFixtures(const std::string& name) {
+  const std::string path = absl::StrCat(EMBEDSEARCH_SOURCE_DIR,
+                                        "/tests/loss/fixtures/", name, ".txt");
   absl::StatusOr<std::string> text = ReadFile(path);
   if (!text.ok()) return text.status();
   std::vector<FixtureCase> cases;
@@ -65,11 +63,9 @@ absl::StatusOr<std::vector<FixtureCase>> LoadFixtures(
   for (absl::string_view line : absl::StrSplit(*text, '\n')) {
     ++line_no;
     if (line.empty() || line[0] == '#') continue;
-    std::vector<std::string> tok =
-        absl::StrSplit(line, ' ', absl::SkipEmpty());
+    std::vector<std::string> tok = absl::StrSplit(line, ' ', absl::SkipEmpty());
     auto bad = [&](absl::string_view why) {
-      return absl::DataLossError(
-          absl::StrCat(path, ":", line_no, ": ", why));
+      return absl::DataLossError(absl::StrCat(path, ":", line_no, ": ", why));
     };
     if (tok[0] == "case" && tok.size() == 2 && !open) {
       current = FixtureCase();
@@ -82,7 +78,8 @@ absl::StatusOr<std::vector<FixtureCase>> LoadFixtures(
       const int64_t ndim = std::strtoll(tok[2].c_str(), nullptr, 10);
       int64_t numel = 1;
       for (int64_t d = 0; d < ndim; ++d) {
-        if (3 + d >= static_cast<int64_t>(tok.size())) return bad("short shape");
+        if (3 + d >= static_cast<int64_t>(tok.size()))
+          return bad("short shape");
         t.shape.push_back(std::strtoll(tok[3 + d].c_str(), nullptr, 10));
         numel *= t.shape.back();
       }

@@ -16,8 +16,7 @@ void ExpectInvalid(const absl::StatusOr<LossResult>& r,
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument)
       << r.status();
   EXPECT_NE(r.status().message().find(fragment), std::string::npos)
-      << "message '" << r.status().message() << "' lacks '" << fragment
-      << "'";
+      << "message '" << r.status().message() << "' lacks '" << fragment << "'";
 }
 
 TEST(Loss, PairwiseLossesRejectBadShapes) {
@@ -41,12 +40,12 @@ TEST(Loss, PairwiseLossesRejectBadShapes) {
 TEST(Loss, ElementwiseLossesRejectBadShapesAndProbabilities) {
   const RowMatrix x = RowMatrix::Constant(2, 3, 0.5);
   const RowMatrix y = RowMatrix::Ones(2, 3);
-  ExpectInvalid(HingeEmbeddingLoss(x, RowMatrix::Ones(3, 2), 1.0,
-                                   Reduction::kMean),
-                "same shape");
-  ExpectInvalid(MarginRankingLoss(x, RowMatrix::Ones(2, 2), y, 0.0,
-                                  Reduction::kMean),
-                "same shape");
+  ExpectInvalid(
+      HingeEmbeddingLoss(x, RowMatrix::Ones(3, 2), 1.0, Reduction::kMean),
+      "same shape");
+  ExpectInvalid(
+      MarginRankingLoss(x, RowMatrix::Ones(2, 2), y, 0.0, Reduction::kMean),
+      "same shape");
   ExpectInvalid(SoftMarginLoss(RowMatrix(), RowMatrix(), Reduction::kMean),
                 "empty");
   RowMatrix bad = x;
@@ -57,21 +56,19 @@ TEST(Loss, ElementwiseLossesRejectBadShapesAndProbabilities) {
   ExpectInvalid(BceWithLogitsLoss(x, y, RowMatrix(), RowMatrix::Ones(2, 3),
                                   Reduction::kMean),
                 "pos_weight");
-  ExpectInvalid(KlDivLoss(x, RowMatrix::Ones(2, 4), KlReduction::kBatchMean,
-                          false),
-                "same shape");
+  ExpectInvalid(
+      KlDivLoss(x, RowMatrix::Ones(2, 4), KlReduction::kBatchMean, false),
+      "same shape");
   EXPECT_EQ(ParseKlReduction("batch").status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
 TEST(Loss, MultiLabelMarginRejectsTargetsOutsideTheClasses) {
   const RowMatrix x = RowMatrix::Zero(2, 3);
-  ExpectInvalid(MultiLabelMarginLoss(x, {0, 3, -1, 1, -1, 0},
-                                     Reduction::kMean),
+  ExpectInvalid(MultiLabelMarginLoss(x, {0, 3, -1, 1, -1, 0}, Reduction::kMean),
                 "must be in [0, 3)");
-  ExpectInvalid(MultiLabelMarginLoss(x, {0, -2, -1, 1, -1, 0},
-                                     Reduction::kMean),
-                "-2");
+  ExpectInvalid(
+      MultiLabelMarginLoss(x, {0, -2, -1, 1, -1, 0}, Reduction::kMean), "-2");
   ExpectInvalid(MultiLabelMarginLoss(x, {0, 1}, Reduction::kMean),
                 "target has 2");
 }
@@ -90,7 +87,8 @@ TEST(Loss, CtcRejectsBadLengthsAndLabels) {
   ExpectInvalid(CtcLoss(lp, 4, t, {4}, {}), "expected 2 input");
   CtcTargets blank_label = t;
   blank_label.labels[1] = 0;
-  ExpectInvalid(CtcLoss(lp, 4, blank_label, {4, 4}, {}), "other than the blank");
+  ExpectInvalid(CtcLoss(lp, 4, blank_label, {4, 4}, {}),
+                "other than the blank");
   CtcTargets out_of_range = t;
   out_of_range.labels[3] = 3;
   ExpectInvalid(CtcLoss(lp, 4, out_of_range, {4, 4}, {}), "target label 3");

@@ -62,10 +62,9 @@ TEST(Loss, TripletMarginMatchesPyTorch) {
                   o.eps = c.Num("eps");
                   o.swap = c.Num("swap") != 0;
                   o.reduction = Red(c);
-                  return TripletMarginLoss(c.T("anchor").Matrix(),
-                                           c.T("positive").Matrix(),
-                                           c.T("negative").Matrix(), o,
-                                           c.T("gout").Vector());
+                  return TripletMarginLoss(
+                      c.T("anchor").Matrix(), c.T("positive").Matrix(),
+                      c.T("negative").Matrix(), o, c.T("gout").Vector());
                 });
 }
 
@@ -75,8 +74,7 @@ TEST(Loss, CosineEmbeddingMatchesPyTorch) {
     o.margin = c.Num("margin");
     o.reduction = Red(c);
     return CosineEmbeddingLoss(c.T("x1").Matrix(), c.T("x2").Matrix(),
-                               c.T("target").Vector(), o,
-                               c.T("gout").Vector());
+                               c.T("target").Vector(), o, c.T("gout").Vector());
   });
 }
 
@@ -104,8 +102,8 @@ TEST(Loss, SoftMarginMatchesPyTorch) {
 
 TEST(Loss, MultiLabelMarginMatchesPyTorch) {
   CheckFixtures("multilabel_margin", {"x"}, [](const FixtureCase& c) {
-    return MultiLabelMarginLoss(c.T("x").Matrix(), c.T("target").Ints(),
-                                Red(c), c.T("gout").Vector());
+    return MultiLabelMarginLoss(c.T("x").Matrix(), c.T("target").Ints(), Red(c),
+                                c.T("gout").Vector());
   });
 }
 
@@ -165,7 +163,8 @@ TEST(Loss, EmbeddingLossMatchesTorchReimplementation) {
   for (const FixtureCase& c : *cases) {
     const FixtureTensor& x = c.T("x");
     std::vector<int32_t> labels;
-    for (int64_t l : c.T("labels").Ints()) labels.push_back(static_cast<int32_t>(l));
+    for (int64_t l : c.T("labels").Ints())
+      labels.push_back(static_cast<int32_t>(l));
     EmbeddingLossOptions o;
     o.kind = ParseEmbeddingLossKind(c.Str("kind")).value();
     o.mining = ParseMining(c.Str("mining")).value();
