@@ -44,9 +44,12 @@ Image TestPhoto() {
     for (int x = 0; x < 512; ++x) {
       noise = noise * 1664525u + 1013904223u;
       const int n = static_cast<int>(noise >> 28);  // 0..15
-      image.pixels[(y * 512 + x) * 3 + 0] = static_cast<uint8_t>((x / 2 + n) & 255);
-      image.pixels[(y * 512 + x) * 3 + 1] = static_cast<uint8_t>((y / 2 + n) & 255);
-      image.pixels[(y * 512 + x) * 3 + 2] = static_cast<uint8_t>(((x + y) / 4 + n) & 255);
+      image.pixels[(y * 512 + x) * 3 + 0] =
+          static_cast<uint8_t>((x / 2 + n) & 255);
+      image.pixels[(y * 512 + x) * 3 + 1] =
+          static_cast<uint8_t>((y / 2 + n) & 255);
+      image.pixels[(y * 512 + x) * 3 + 2] =
+          static_cast<uint8_t>(((x + y) / 4 + n) & 255);
     }
   }
   return image;
@@ -80,8 +83,9 @@ int Run() {
               CpuMicros(100, [&] { auto i = DecodeImage(jpeg512); }));
   std::printf("decode_png_512x512_rgb\t%.2f\n",
               CpuMicros(50, [&] { auto i = DecodeImage(png512); }));
-  std::printf("preprocess_512x512_rgb_to_28x28\t%.2f\n",
-              CpuMicros(100, [&] { PreprocessImage(photo, 28, 28, norm, out); }));
+  std::printf("preprocess_512x512_rgb_to_28x28\t%.2f\n", CpuMicros(100, [&] {
+                PreprocessImage(photo, 28, 28, norm, out);
+              }));
   std::printf("query_jpeg_512x512_decode_and_preprocess\t%.2f\n",
               CpuMicros(100, [&] {
                 auto i = DecodeImage(jpeg512);

@@ -24,8 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (image->width <= 0 || image->height <= 0 ||
       static_cast<int64_t>(image->width) * image->height > limits.max_pixels ||
       (image->channels != 1 && image->channels != 3 && image->channels != 4) ||
-      image->pixels.size() != static_cast<size_t>(image->width) *
-                                  image->height * image->channels) {
+      image->pixels.size() !=
+          static_cast<size_t>(image->width) * image->height * image->channels) {
     abort();
   }
   float input[28 * 28];

@@ -1,11 +1,12 @@
 // Dataset accessors and the Fashion-MNIST loader.
+#include "core/data/dataset.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "core/data/dataset.h"
 #include "core/util/status_macros.h"
 
 namespace embedsearch {
@@ -31,8 +32,9 @@ Dataset Dataset::Subset(const std::vector<size_t>& indices) const {
   out.sources.reserve(indices.size());
   for (size_t i : indices) {
     if (i >= size()) {  // A caller bug, not a data error.
-      std::fprintf(stderr, "Dataset::Subset: index %zu out of range (size %zu)\n",
-                   i, size());
+      std::fprintf(stderr,
+                   "Dataset::Subset: index %zu out of range (size %zu)\n", i,
+                   size());
       std::abort();
     }
     out.pixels.insert(out.pixels.end(), image(i), image(i) + n);
@@ -94,23 +96,23 @@ absl::StatusOr<Dataset> LoadFashionMnist(const std::string& dir,
   ASSIGN_OR_RETURN(IdxArray images, ReadIdxFile(images_path));
   ASSIGN_OR_RETURN(IdxArray labels, ReadIdxFile(labels_path));
   if (images.dims.size() != 3) {
-    return absl::DataLossError(absl::StrCat(
-        images_path, ": expected 3 dims (n, rows, cols), got ",
-        images.dims.size()));
+    return absl::DataLossError(
+        absl::StrCat(images_path, ": expected 3 dims (n, rows, cols), got ",
+                     images.dims.size()));
   }
   if (labels.dims.size() != 1) {
     return absl::DataLossError(absl::StrCat(
         labels_path, ": expected 1 dim (n), got ", labels.dims.size()));
   }
   if (images.dims[0] != labels.dims[0]) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Fashion-MNIST ", split, ": ", images.dims[0], " images but ",
-        labels.dims[0], " labels"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Fashion-MNIST ", split, ": ", images.dims[0],
+                     " images but ", labels.dims[0], " labels"));
   }
   if (images.dims[1] == 0 || images.dims[2] == 0) {
     return absl::DataLossError(absl::StrCat(images_path, ": empty images (",
-                                            images.dims[1], "x",
-                                            images.dims[2], ")"));
+                                            images.dims[1], "x", images.dims[2],
+                                            ")"));
   }
   const auto& names = FashionMnistLabelNames();
   Dataset data;

@@ -16,10 +16,11 @@ namespace embedsearch {
 struct Dataset {
   int height = 0;
   int width = 0;
-  std::vector<uint8_t> pixels;           // size() * height * width bytes.
-  std::vector<int32_t> labels;           // One per image, in [0, label_names.size()).
+  std::vector<uint8_t> pixels;  // size() * height * width bytes.
+  std::vector<int32_t> labels;  // One per image, in [0, label_names.size()).
   std::vector<std::string> label_names;  // Index = label.
-  std::vector<std::string> sources;      // One per image: "idx:train:17" or a file path.
+  std::vector<std::string>
+      sources;  // One per image: "idx:train:17" or a file path.
 
   size_t size() const { return labels.size(); }
   const uint8_t* image(size_t i) const {

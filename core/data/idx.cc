@@ -126,8 +126,8 @@ class Source {
 };
 
 uint32_t LoadBe32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) |
-         uint32_t{p[3]};
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |
+         (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
 absl::StatusOr<std::string> Gzip(absl::string_view data) {
@@ -168,9 +168,9 @@ absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes,
   }
   const int ndims = magic[3];
   if (ndims < 1 || ndims > kMaxDims) {
-    return absl::DataLossError(absl::StrCat(
-        name, ": IDX header declares ", ndims, " dimensions (want 1..",
-        kMaxDims, ")"));
+    return absl::DataLossError(absl::StrCat(name, ": IDX header declares ",
+                                            ndims, " dimensions (want 1..",
+                                            kMaxDims, ")"));
   }
   uint8_t dims_raw[4 * kMaxDims];
   RETURN_IF_ERROR(source.Read(dims_raw, 4 * ndims, "header"));
@@ -205,16 +205,16 @@ absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path) {
 absl::Status WriteIdxFile(const std::string& path, const IdxArray& array,
                           bool gzip) {
   if (array.dims.empty() || array.dims.size() > kMaxDims) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "WriteIdxFile ", path, ": ", array.dims.size(), " dims (want 1..",
-        kMaxDims, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("WriteIdxFile ", path, ": ", array.dims.size(),
+                     " dims (want 1..", kMaxDims, ")"));
   }
   uint64_t total = 1;
   for (uint32_t d : array.dims) total *= d;
   if (total != array.data.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "WriteIdxFile ", path, ": dims hold ", total, " bytes but data has ",
-        array.data.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("WriteIdxFile ", path, ": dims hold ", total,
+                     " bytes but data has ", array.data.size()));
   }
   std::string raw;
   raw.reserve(4 + 4 * array.dims.size() + array.data.size());
@@ -225,7 +225,8 @@ absl::Status WriteIdxFile(const std::string& path, const IdxArray& array,
   for (uint32_t d : array.dims) {
     for (int s = 24; s >= 0; s -= 8) raw.push_back(static_cast<char>(d >> s));
   }
-  raw.append(reinterpret_cast<const char*>(array.data.data()), array.data.size());
+  raw.append(reinterpret_cast<const char*>(array.data.data()),
+             array.data.size());
   if (!gzip) return WriteFileAtomically(path, raw);
   ASSIGN_OR_RETURN(std::string compressed, Gzip(raw));
   return WriteFileAtomically(path, compressed);

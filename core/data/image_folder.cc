@@ -1,4 +1,5 @@
-// ROOT/<label name>/<image files>: the layout users bring their own pictures in.
+// ROOT/<label name>/<image files>: the layout users bring their own pictures
+// in.
 #include <algorithm>
 #include <filesystem>
 #include <string>
@@ -30,9 +31,9 @@ bool IsHidden(const fs::path& path) {
 absl::StatusOr<Dataset> LoadImageFolder(const std::string& root,
                                         const ImageFolderOptions& options) {
   if (options.height <= 0 || options.width <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "LoadImageFolder: bad target size ", options.width, "x",
-        options.height));
+    return absl::InvalidArgumentError(
+        absl::StrCat("LoadImageFolder: bad target size ", options.width, "x",
+                     options.height));
   }
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
@@ -50,8 +51,8 @@ absl::StatusOr<Dataset> LoadImageFolder(const std::string& root,
   std::sort(label_dirs.begin(), label_dirs.end());
   if (label_dirs.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "LoadImageFolder: ", root, " has no label subdirectories (want ",
-        root, "/<label>/*.png|jpg|jpeg|pgm)"));
+        "LoadImageFolder: ", root, " has no label subdirectories (want ", root,
+        "/<label>/*.png|jpg|jpeg|pgm)"));
   }
 
   Dataset data;

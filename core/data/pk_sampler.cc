@@ -31,9 +31,9 @@ absl::StatusOr<PkSampler> PkSampler::Create(const std::vector<int32_t>& labels,
   }
   if (by_class.size() < static_cast<size_t>(options.classes_per_batch)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "PkSampler: only ", by_class.size(), " classes have at least K=",
-        options.images_per_class, " images, but a batch needs P=",
-        options.classes_per_batch));
+        "PkSampler: only ", by_class.size(),
+        " classes have at least K=", options.images_per_class,
+        " images, but a batch needs P=", options.classes_per_batch));
   }
   return PkSampler(std::move(by_class), options);
 }
@@ -47,7 +47,8 @@ PkSampler::PkSampler(std::vector<std::vector<size_t>> by_class,
 void PkSampler::PlanEpoch() {
   // One generator per (seed, epoch): any epoch can be planned directly,
   // which is what makes Restore cheap and exact.
-  Rng rng(options_.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch_));
+  Rng rng(options_.seed * 0x9E3779B97F4A7C15ull +
+          static_cast<uint64_t>(epoch_));
   const size_t k = static_cast<size_t>(options_.images_per_class);
   const size_t p = static_cast<size_t>(options_.classes_per_batch);
   std::vector<std::vector<size_t>> shuffled = by_class_;
@@ -58,14 +59,15 @@ void PkSampler::PlanEpoch() {
   std::vector<Group> groups;
   for (size_t c = 0; c < shuffled.size(); ++c) {
     rng.Shuffle(&shuffled[c]);
-    for (size_t g = 0; g + k <= shuffled[c].size(); g += k) groups.push_back({c, g});
+    for (size_t g = 0; g + k <= shuffled[c].size(); g += k)
+      groups.push_back({c, g});
   }
   rng.Shuffle(&groups);
 
   plan_.clear();
   std::vector<bool> used(groups.size(), false);
   std::vector<int64_t> in_batch(shuffled.size(), -1);  // Batch number.
-  size_t start = 0;  // First unused group.
+  size_t start = 0;                                    // First unused group.
   for (int64_t batch = 0;; ++batch) {
     while (start < groups.size() && used[start]) ++start;
     std::vector<size_t> chosen;
@@ -99,7 +101,8 @@ std::vector<size_t> PkSampler::NextBatch() {
 
 absl::Status PkSampler::Restore(const PkSamplerState& state) {
   if (state.epoch < 0 || state.step < 0) {
-    return absl::InvalidArgumentError("PkSampler::Restore: negative epoch/step");
+    return absl::InvalidArgumentError(
+        "PkSampler::Restore: negative epoch/step");
   }
   PkSampler copy = *this;
   copy.options_.seed = state.seed;

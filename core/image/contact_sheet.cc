@@ -17,8 +17,8 @@ struct Rgb {
   uint8_t r, g, b;
 };
 
-constexpr Rgb kBackground = {32, 33, 38};   // Sheet and caption strips.
-constexpr Rgb kImageArea = {0, 0, 0};       // Matches the datasets' black.
+constexpr Rgb kBackground = {32, 33, 38};  // Sheet and caption strips.
+constexpr Rgb kImageArea = {0, 0, 0};      // Matches the datasets' black.
 constexpr Rgb kText = {225, 225, 225};
 constexpr Rgb kHighlight = {255, 165, 0};  // Orange frame around the query.
 constexpr int kGlyph = 8;
@@ -31,7 +31,8 @@ void Fill(Image* sheet, int x0, int y0, int w, int h, Rgb c) {
   x0 = std::max(0, x0);
   y0 = std::max(0, y0);
   for (int y = y0; y < y1; ++y) {
-    uint8_t* p = sheet->pixels.data() + (static_cast<size_t>(y) * sheet->width + x0) * 3;
+    uint8_t* p =
+        sheet->pixels.data() + (static_cast<size_t>(y) * sheet->width + x0) * 3;
     for (int x = x0; x < x1; ++x, p += 3) {
       p[0] = c.r;
       p[1] = c.g;
@@ -46,7 +47,8 @@ void DrawText(Image* sheet, int x0, int y0, const std::string& text, Rgb c) {
     for (int row = 0; row < kGlyph; ++row) {
       for (int col = 0; col < kGlyph; ++col) {
         if ((glyph[row] & (0x80 >> col)) != 0) {
-          Fill(sheet, x0 + static_cast<int>(i) * kGlyph + col, y0 + row, 1, 1, c);
+          Fill(sheet, x0 + static_cast<int>(i) * kGlyph + col, y0 + row, 1, 1,
+               c);
         }
       }
     }
@@ -67,7 +69,8 @@ std::vector<std::string> WrapCaption(const std::string& caption, int width,
          absl::StrSplit(paragraph, ' ', absl::SkipEmpty())) {
       std::string w(word);
       while (!w.empty()) {
-        const size_t need = line.empty() ? w.size() : line.size() + 1 + w.size();
+        const size_t need =
+            line.empty() ? w.size() : line.size() + 1 + w.size();
         if (need <= static_cast<size_t>(width)) {
           line += line.empty() ? w : " " + w;
           w.clear();
@@ -103,9 +106,8 @@ std::vector<std::string> WrapCaption(const std::string& caption, int width,
 // averages areas.
 Image FitToCell(const Image& image, int size) {
   Image rgb = ToRgb(image);
-  const double scale =
-      std::min(static_cast<double>(size) / rgb.width,
-               static_cast<double>(size) / rgb.height);
+  const double scale = std::min(static_cast<double>(size) / rgb.width,
+                                static_cast<double>(size) / rgb.height);
   const int w = std::clamp(static_cast<int>(rgb.width * scale + 0.5), 1, size);
   const int h = std::clamp(static_cast<int>(rgb.height * scale + 0.5), 1, size);
   if (scale < 1.0) return ResizeArea(rgb, w, h);
@@ -115,11 +117,14 @@ Image FitToCell(const Image& image, int size) {
   out.channels = 3;
   out.pixels.resize(static_cast<size_t>(w) * h * 3);
   for (int y = 0; y < h; ++y) {
-    const int sy = std::min(rgb.height - 1, static_cast<int>(y * rgb.height / h));
+    const int sy =
+        std::min(rgb.height - 1, static_cast<int>(y * rgb.height / h));
     for (int x = 0; x < w; ++x) {
-      const int sx = std::min(rgb.width - 1, static_cast<int>(x * rgb.width / w));
+      const int sx =
+          std::min(rgb.width - 1, static_cast<int>(x * rgb.width / w));
       for (int c = 0; c < 3; ++c) {
-        out.pixels[(static_cast<size_t>(y) * w + x) * 3 + c] = rgb.at(sy, sx, c);
+        out.pixels[(static_cast<size_t>(y) * w + x) * 3 + c] =
+            rgb.at(sy, sx, c);
       }
     }
   }
@@ -147,12 +152,14 @@ absl::StatusOr<Image> ComposeContactSheet(
   const int caption_height = options.caption_lines * kLineHeight + 2;
   const int64_t cell_w = options.cell_size + options.padding;
   const int64_t cell_h = options.cell_size + caption_height + options.padding;
-  const int64_t width = static_cast<int64_t>(max_row) * cell_w + options.padding;
-  const int64_t height = static_cast<int64_t>(rows.size()) * cell_h + options.padding;
+  const int64_t width =
+      static_cast<int64_t>(max_row) * cell_w + options.padding;
+  const int64_t height =
+      static_cast<int64_t>(rows.size()) * cell_h + options.padding;
   if (width * height > kMaxSheetPixels) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "contact sheet: ", width, "x", height, " exceeds ", kMaxSheetPixels,
-        " pixels"));
+    return absl::InvalidArgumentError(absl::StrCat("contact sheet: ", width,
+                                                   "x", height, " exceeds ",
+                                                   kMaxSheetPixels, " pixels"));
   }
   for (size_t r = 0; r < rows.size(); ++r) {
     for (size_t c = 0; c < rows[r].size(); ++c) {
@@ -198,13 +205,15 @@ absl::StatusOr<Image> ComposeContactSheet(
         const int ox = x0 + inset + (size - 2 * inset - fitted.width) / 2;
         const int oy = y0 + inset + (size - 2 * inset - fitted.height) / 2;
         for (int y = 0; y < fitted.height; ++y) {
-          std::copy_n(fitted.pixels.data() + static_cast<size_t>(y) * fitted.width * 3,
-                      fitted.width * 3,
-                      sheet.pixels.data() +
-                          ((static_cast<size_t>(oy + y)) * sheet.width + ox) * 3);
+          std::copy_n(
+              fitted.pixels.data() + static_cast<size_t>(y) * fitted.width * 3,
+              fitted.width * 3,
+              sheet.pixels.data() +
+                  ((static_cast<size_t>(oy + y)) * sheet.width + ox) * 3);
         }
       }
-      const auto lines = WrapCaption(cell.caption, chars, options.caption_lines);
+      const auto lines =
+          WrapCaption(cell.caption, chars, options.caption_lines);
       for (size_t l = 0; l < lines.size(); ++l) {
         const int text_w = static_cast<int>(lines[l].size()) * kGlyph;
         const int tx = x0 + (size - text_w) / 2;

@@ -11,15 +11,15 @@
 namespace embedsearch {
 
 struct SheetCell {
-  Image image;          // Any size; scaled to the cell.
-  std::string caption;  // Printable ASCII; clipped to the cell width.
+  Image image;             // Any size; scaled to the cell.
+  std::string caption;     // Printable ASCII; clipped to the cell width.
   bool highlight = false;  // Draw a coloured frame (e.g. the query).
 };
 
 struct ContactSheetOptions {
-  int cell_size = 112;      // default: 112 px square image area per cell
-  int caption_lines = 2;    // default: 2 text lines under each image
-  int padding = 4;          // default: 4 px between cells
+  int cell_size = 112;    // default: 112 px square image area per cell
+  int caption_lines = 2;  // default: 2 text lines under each image
+  int padding = 4;        // default: 4 px between cells
 };
 
 // Rows of cells (rows may differ in length). The result is RGB. The layout

@@ -1,10 +1,11 @@
 // Format sniffing, dispatch, limits and colour conversions.
+#include "core/image/image.h"
+
 #include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "core/image/codec_internal.h"
-#include "core/image/image.h"
 
 namespace embedsearch {
 namespace image_internal {
@@ -34,9 +35,9 @@ absl::Status ValidateImage(absl::string_view what, const Image& image) {
         what, ": empty image (", image.width, "x", image.height, ")"));
   }
   if (image.channels != 1 && image.channels != 3 && image.channels != 4) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, ": unsupported channel count ", image.channels,
-        " (want 1, 3 or 4)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": unsupported channel count ", image.channels,
+                     " (want 1, 3 or 4)"));
   }
   const size_t expected = static_cast<size_t>(image.width) * image.height *
                           static_cast<size_t>(image.channels);
@@ -100,7 +101,8 @@ Image ToGrayscale(const Image& image) {
   const int c = image.channels;
   if (c == 2) {  // Gray+alpha (not produced by our decoders, but cheap).
     for (size_t i = 0; i < n; ++i, src += 2) {
-      out.pixels[i] = static_cast<uint8_t>((src[0] * uint32_t{src[1]} + 127u) / 255u);
+      out.pixels[i] =
+          static_cast<uint8_t>((src[0] * uint32_t{src[1]} + 127u) / 255u);
     }
     return out;
   }
@@ -129,7 +131,8 @@ Image ToRgb(const Image& image) {
   } else if (image.channels == 4) {
     for (size_t i = 0; i < n; ++i, src += 4, dst += 3) {
       for (int k = 0; k < 3; ++k) {
-        dst[k] = static_cast<uint8_t>((src[k] * uint32_t{src[3]} + 127u) / 255u);
+        dst[k] =
+            static_cast<uint8_t>((src[k] * uint32_t{src[3]} + 127u) / 255u);
       }
     }
   }

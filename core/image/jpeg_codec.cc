@@ -1,9 +1,14 @@
 // JPEG through libjpeg(-turbo). libjpeg's default error handler calls exit();
 // ours longjmps back instead, so the functions that call setjmp keep only
 // trivially destructible locals and reach C++ objects through pointers.
-#include <cstdio>  // jpeglib.h needs FILE.
+// jpeglib.h uses size_t and FILE without including their headers.
+#include <cstddef>
+#include <cstdio>
+
+// clang-format off: jpeglib.h must come before jerror.h.
 #include <jpeglib.h>
 #include <jerror.h>
+// clang-format on
 
 #include <csetjmp>
 #include <cstdlib>
@@ -200,7 +205,8 @@ absl::StatusOr<std::string> EncodeJpeg(const Image& image, int quality) {
   if (ok) out.assign(reinterpret_cast<const char*>(buffer), size);
   std::free(buffer);
   if (!ok) {
-    return absl::InternalError(absl::StrCat("JPEG encode failed: ", err.message));
+    return absl::InternalError(
+        absl::StrCat("JPEG encode failed: ", err.message));
   }
   return out;
 }

@@ -114,6 +114,7 @@ def main():
     print("namespace embedsearch {")
     print()
     print("// Row bytes top to bottom; bit 7 is the leftmost pixel.")
+    print("// clang-format off")
     print("const uint8_t kFont8x8[95][8] = {")
     for code in range(0x20, 0x7F):
         rows = GLYPHS[chr(code)]
@@ -128,6 +129,7 @@ def main():
         name = {"\\": "backslash", "'": "quote"}.get(chr(code), chr(code))
         print("    {%s},  // %s" % (", ".join(values), name))
     print("};")
+    print("// clang-format on")
     print()
     print("}  // namespace embedsearch")
 

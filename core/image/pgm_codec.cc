@@ -19,7 +19,8 @@ void SkipSpaceAndComments(absl::string_view bytes, size_t* pos) {
     if (IsSpace(bytes[*pos])) {
       ++*pos;
     } else if (bytes[*pos] == '#') {
-      while (*pos < bytes.size() && bytes[*pos] != '\n' && bytes[*pos] != '\r') {
+      while (*pos < bytes.size() && bytes[*pos] != '\n' &&
+             bytes[*pos] != '\r') {
         ++*pos;
       }
     } else {
@@ -44,8 +45,8 @@ absl::Status ParseHeaderNumber(absl::string_view bytes, size_t* pos,
   while (*pos < bytes.size() && bytes[*pos] >= '0' && bytes[*pos] <= '9') {
     value = value * 10 + (bytes[*pos] - '0');
     if (value > max) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "PGM: ", what, " in header is larger than ", max));
+      return absl::InvalidArgumentError(
+          absl::StrCat("PGM: ", what, " in header is larger than ", max));
     }
     ++*pos;
   }
@@ -68,8 +69,10 @@ absl::StatusOr<Image> DecodePgm(absl::string_view bytes,
   // Bound the numbers generously; CheckDimensions gives the real verdict.
   constexpr int64_t kMaxHeaderValue = int64_t{1} << 31;
   int64_t width = 0, height = 0, maxval = 0;
-  absl::Status s = ParseHeaderNumber(bytes, &pos, "width", kMaxHeaderValue, &width);
-  if (s.ok()) s = ParseHeaderNumber(bytes, &pos, "height", kMaxHeaderValue, &height);
+  absl::Status s =
+      ParseHeaderNumber(bytes, &pos, "width", kMaxHeaderValue, &width);
+  if (s.ok())
+    s = ParseHeaderNumber(bytes, &pos, "height", kMaxHeaderValue, &height);
   if (s.ok()) s = ParseHeaderNumber(bytes, &pos, "maxval", 65535, &maxval);
   if (!s.ok()) return s;
   if (maxval < 1 || maxval > 255) {
@@ -87,8 +90,8 @@ absl::StatusOr<Image> DecodePgm(absl::string_view bytes,
   const size_t count = static_cast<size_t>(width) * static_cast<size_t>(height);
   if (bytes.size() - pos < count) {
     return absl::InvalidArgumentError(
-        absl::StrCat("PGM: truncated raster (", bytes.size() - pos,
-                     " of ", count, " bytes for ", width, "x", height, ")"));
+        absl::StrCat("PGM: truncated raster (", bytes.size() - pos, " of ",
+                     count, " bytes for ", width, "x", height, ")"));
   }
   Image image;
   image.width = static_cast<int>(width);
@@ -111,7 +114,8 @@ absl::StatusOr<std::string> EncodePgm(const Image& image) {
   absl::Status valid = image_internal::ValidateImage("PGM encode", image);
   if (!valid.ok()) return valid;
   const Image gray = ToGrayscale(image);
-  std::string out = absl::StrCat("P5\n", gray.width, " ", gray.height, "\n255\n");
+  std::string out =
+      absl::StrCat("P5\n", gray.width, " ", gray.height, "\n255\n");
   out.append(reinterpret_cast<const char*>(gray.pixels.data()),
              gray.pixels.size());
   return out;

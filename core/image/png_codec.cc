@@ -66,8 +66,8 @@ bool DecodePngInto(png_structp png, png_infop info, PngDecodeState* state) {
   int bit_depth = 0, color_type = 0;
   png_get_IHDR(png, info, &width, &height, &bit_depth, &color_type, nullptr,
                nullptr, nullptr);
-  state->limit_status = image_internal::CheckDimensions(
-      "PNG", width, height, *state->limits);
+  state->limit_status =
+      image_internal::CheckDimensions("PNG", width, height, *state->limits);
   if (!state->limit_status.ok()) return false;
 
   // Normalise to 8-bit gray, gray+alpha, RGB or RGBA.

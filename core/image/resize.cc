@@ -31,7 +31,8 @@ AxisTaps AreaTaps(int in, int out) {
     double total = 0;
     std::vector<double> w;
     for (int j = first; j <= last; ++j) {
-      const double overlap = std::min<double>(hi, j + 1) - std::max<double>(lo, j);
+      const double overlap =
+          std::min<double>(hi, j + 1) - std::max<double>(lo, j);
       w.push_back(std::max(0.0, overlap));
       total += w.back();
     }
@@ -71,7 +72,8 @@ Image Resample(const Image& image, int width, int height, const AxisTaps& tx,
   // Horizontal pass into floats: image.height x width x c.
   std::vector<float> tmp(static_cast<size_t>(image.height) * width * c);
   for (int y = 0; y < image.height; ++y) {
-    const uint8_t* src = image.pixels.data() + static_cast<size_t>(y) * image.width * c;
+    const uint8_t* src =
+        image.pixels.data() + static_cast<size_t>(y) * image.width * c;
     float* dst = tmp.data() + static_cast<size_t>(y) * width * c;
     for (int x = 0; x < width; ++x) {
       const float* w = tx.weights.data() + tx.offset[x];
@@ -113,7 +115,8 @@ Image EmptyLike(const Image& image, int width, int height) {
   out.width = std::max(width, 0);
   out.height = std::max(height, 0);
   out.channels = image.channels;
-  out.pixels.assign(static_cast<size_t>(out.width) * out.height * image.channels, 0);
+  out.pixels.assign(
+      static_cast<size_t>(out.width) * out.height * image.channels, 0);
   return out;
 }
 
@@ -139,8 +142,9 @@ Image Resize(const Image& image, int width, int height) {
   if (width == image.width && height == image.height) return image;
   const AxisTaps tx = width < image.width ? AreaTaps(image.width, width)
                                           : BilinearTaps(image.width, width);
-  const AxisTaps ty = height < image.height ? AreaTaps(image.height, height)
-                                            : BilinearTaps(image.height, height);
+  const AxisTaps ty = height < image.height
+                          ? AreaTaps(image.height, height)
+                          : BilinearTaps(image.height, height);
   return Resample(image, width, height, tx, ty);
 }
 

@@ -1,5 +1,3 @@
-#include "core/data/dataset.h"
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -7,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/data/dataset.h"
 #include "core/data/preprocess.h"
 #include "core/image/image.h"
 #include "core/util/file.h"
@@ -31,7 +30,8 @@ IdxArray SampleImages(uint32_t n, uint32_t rows, uint32_t cols) {
   array.dims = {n, rows, cols};
   array.data.resize(size_t{n} * rows * cols);
   std::mt19937 rng(n);
-  for (auto& b : array.data) b = static_cast<uint8_t>(rng() % 7 == 0 ? 0 : rng());
+  for (auto& b : array.data)
+    b = static_cast<uint8_t>(rng() % 7 == 0 ? 0 : rng());
   return array;
 }
 
@@ -75,10 +75,9 @@ TEST(Data, MissingIdxFileIsNotFound) {
             absl::StatusCode::kNotFound);
   EXPECT_EQ(LoadFashionMnist("/nonexistent", "train").status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(LoadFashionMnist(EMBEDSEARCH_FASHION_MNIST_DIR, "valid")
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      LoadFashionMnist(EMBEDSEARCH_FASHION_MNIST_DIR, "valid").status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 // Every prefix of a valid IDX file is DataLoss, plain or gzipped.
@@ -95,7 +94,9 @@ TEST(Data, EveryTruncatedIdxIsDataLoss) {
           << parsed.status();
     }
     // Through the file API too, with the path in the message.
-    ASSERT_TRUE(WriteFileAtomically(dir + "/cut", bytes.substr(0, bytes.size() - 3)).ok());
+    ASSERT_TRUE(
+        WriteFileAtomically(dir + "/cut", bytes.substr(0, bytes.size() - 3))
+            .ok());
     auto read = ReadIdxFile(dir + "/cut");
     EXPECT_EQ(read.status().code(), absl::StatusCode::kDataLoss);
     EXPECT_NE(read.status().message().find(dir + "/cut"), std::string::npos);
@@ -155,8 +156,8 @@ TEST(Data, AbsurdIdxDimensionsAreRefusedBeforeAllocating) {
   EXPECT_NE(parsed.status().message().find("claims"), std::string::npos)
       << parsed.status();
   // 60000 x 28 x 28 claimed by a tiny plain file.
-  std::string mnist("\x00\x00\x08\x03\x00\x00\xEA\x60\x00\x00\x00\x1C\x00\x00\x00\x1C",
-                    16);
+  std::string mnist(
+      "\x00\x00\x08\x03\x00\x00\xEA\x60\x00\x00\x00\x1C\x00\x00\x00\x1C", 16);
   parsed = ParseIdx(mnist + std::string(100, '\0'), "short");
   ASSERT_EQ(parsed.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(parsed.status().message().find("47040000"), std::string::npos)
@@ -207,17 +208,20 @@ TEST(Data, MismatchedImageAndLabelCountsAreInvalidArgument) {
   IdxArray labels;
   labels.dims = {4};
   labels.data = {0, 1, 2, 3};
-  ASSERT_TRUE(WriteIdxFile(dir + "/train-labels-idx1-ubyte", labels, false).ok());
+  ASSERT_TRUE(
+      WriteIdxFile(dir + "/train-labels-idx1-ubyte", labels, false).ok());
   auto data = LoadFashionMnist(dir, "train");
   EXPECT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument)
       << data.status();
   labels.dims = {5};
   labels.data = {0, 1, 2, 3, 10};  // 10 is not a class.
-  ASSERT_TRUE(WriteIdxFile(dir + "/train-labels-idx1-ubyte", labels, false).ok());
+  ASSERT_TRUE(
+      WriteIdxFile(dir + "/train-labels-idx1-ubyte", labels, false).ok());
   EXPECT_EQ(LoadFashionMnist(dir, "train").status().code(),
             absl::StatusCode::kDataLoss);
   labels.data = {0, 1, 2, 3, 9};
-  ASSERT_TRUE(WriteIdxFile(dir + "/train-labels-idx1-ubyte", labels, false).ok());
+  ASSERT_TRUE(
+      WriteIdxFile(dir + "/train-labels-idx1-ubyte", labels, false).ok());
   auto ok = LoadFashionMnist(dir, "train");
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->labels, (std::vector<int32_t>{0, 1, 2, 3, 9}));
@@ -229,7 +233,8 @@ TEST(Data, SubsetGetImageAndFirstPerLabel) {
   data.width = 2;
   data.label_names = {"a", "b"};
   for (int i = 0; i < 6; ++i) {
-    for (int k = 0; k < 4; ++k) data.pixels.push_back(static_cast<uint8_t>(10 * i + k));
+    for (int k = 0; k < 4; ++k)
+      data.pixels.push_back(static_cast<uint8_t>(10 * i + k));
     data.labels.push_back(i % 2);
     data.sources.push_back("s" + std::to_string(i));
   }
@@ -322,7 +327,8 @@ TEST(Data, PreprocessingA28x28ImageEqualsNormalizePixels) {
   Image rgb = Solid(56, 56, 3, 0);
   for (int y = 0; y < 56; ++y) {
     for (int x = 0; x < 56; ++x) {
-      for (int c = 0; c < 3; ++c) rgb.pixels[(y * 56 + x) * 3 + c] = (x / 2) * 8;
+      for (int c = 0; c < 3; ++c)
+        rgb.pixels[(y * 56 + x) * 3 + c] = (x / 2) * 8;
     }
   }
   PreprocessImage(rgb, 28, 28, n, a.data());

@@ -47,7 +47,8 @@ TEST(PkSampler, EachBatchHasPClassesTimesKImages) {
     EXPECT_EQ(classes.size(), 4u);
     for (size_t i : batch) {
       ASSERT_LT(i, labels.size());
-      EXPECT_TRUE(seen.insert(i).second) << "image " << i << " twice in an epoch";
+      EXPECT_TRUE(seen.insert(i).second)
+          << "image " << i << " twice in an epoch";
     }
   }
   EXPECT_EQ(sampler->state().epoch, 0);
@@ -77,7 +78,8 @@ TEST(PkSampler, EpochsUseDifferentOrders) {
   auto sampler = PkSampler::Create(Labels());
   ASSERT_TRUE(sampler.ok());
   const auto first = sampler->NextBatch();
-  for (int64_t i = 1; i < sampler->batches_in_epoch(); ++i) sampler->NextBatch();
+  for (int64_t i = 1; i < sampler->batches_in_epoch(); ++i)
+    sampler->NextBatch();
   EXPECT_NE(sampler->NextBatch(), first);
 }
 
@@ -136,7 +138,8 @@ TEST(Rng, UniformStaysInRangeAndCoversIt) {
 std::vector<uint8_t> Ramp() {
   std::vector<uint8_t> image(28 * 28);
   for (int y = 0; y < 28; ++y) {
-    for (int x = 0; x < 28; ++x) image[y * 28 + x] = static_cast<uint8_t>(1 + x + 28 * (y % 8));
+    for (int x = 0; x < 28; ++x)
+      image[y * 28 + x] = static_cast<uint8_t>(1 + x + 28 * (y % 8));
   }
   return image;
 }
@@ -168,7 +171,8 @@ TEST(Augment, FlipMirrorsAndShiftMovesWithZeroPadding) {
     } else {
       ++flipped;
       for (int y = 0; y < 28; ++y) {
-        for (int x = 0; x < 28; ++x) ASSERT_EQ(out[y * 28 + x], in[y * 28 + 27 - x]);
+        for (int x = 0; x < 28; ++x)
+          ASSERT_EQ(out[y * 28 + x], in[y * 28 + 27 - x]);
       }
     }
   }
@@ -191,7 +195,8 @@ TEST(Augment, FlipMirrorsAndShiftMovesWithZeroPadding) {
           for (int x = 0; x < 28 && match; ++x) {
             const int sy = y - dy, sx = x - dx;
             const uint8_t want = (sy < 0 || sy >= 28 || sx < 0 || sx >= 28)
-                                     ? 0 : in[sy * 28 + sx];
+                                     ? 0
+                                     : in[sy * 28 + sx];
             match = out[y * 28 + x] == want;
           }
         }

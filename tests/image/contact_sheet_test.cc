@@ -72,7 +72,8 @@ TEST(ContactSheet, DrawsImagesCaptionsAndTheHighlightFrame) {
   int lit0 = 0, lit1 = 0;
   for (int y = 116; y < 138; ++y) {
     for (int x = 4; x < 116; ++x) lit0 += IsColour(*sheet, x, y, 255, 165, 0);
-    for (int x = 120; x < 232; ++x) lit1 += IsColour(*sheet, x, y, 225, 225, 225);
+    for (int x = 120; x < 232; ++x)
+      lit1 += IsColour(*sheet, x, y, 225, 225, 225);
   }
   EXPECT_GT(lit0, 20);
   EXPECT_GT(lit1, 60);  // "Ankle boot 0.123" wraps to two lines.
@@ -91,10 +92,10 @@ TEST(ContactSheet, IsADecodablePng) {
   for (int r = 1; r < 3; ++r) {
     for (int i = 0; i < 6; ++i) {
       const size_t idx = static_cast<size_t>(r * 6 + i) * 7;
-      rows[r].push_back({train->GetImage(idx),
-                         train->label_names[train->labels[idx]] + " " +
-                             std::to_string(idx),
-                         false});
+      rows[r].push_back(
+          {train->GetImage(idx),
+           train->label_names[train->labels[idx]] + " " + std::to_string(idx),
+           false});
     }
   }
   auto sheet = ComposeContactSheet(rows);
@@ -134,7 +135,8 @@ TEST(ContactSheet, RejectsBadInput) {
 TEST(Font8x8, EveryPrintableGlyphButSpaceHasPixels) {
   for (int c = 0x21; c < 0x7F; ++c) {
     int bits = 0;
-    for (int row = 0; row < 8; ++row) bits += __builtin_popcount(Glyph8x8(c)[row]);
+    for (int row = 0; row < 8; ++row)
+      bits += __builtin_popcount(Glyph8x8(c)[row]);
     EXPECT_GT(bits, 0) << "glyph '" << static_cast<char>(c) << "'";
   }
   for (int row = 0; row < 8; ++row) EXPECT_EQ(Glyph8x8(' ')[row], 0);

@@ -75,7 +75,8 @@ TEST(Image, DetectsFormatsByMagic) {
   EXPECT_EQ(DetectFormat(""), ImageFormat::kUnknown);
   auto unknown = DecodeImage("GIF89a....");
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(DecodeImage("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(DecodeImage("").status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(Image, DecodesEightBitPngsOfEveryColourType) {
@@ -264,7 +265,8 @@ TEST(Image, EncodersRejectMalformedImages) {
   Image bad = Constant(4, 4, 3, 0);
   bad.pixels.pop_back();
   EXPECT_EQ(EncodePng(bad).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(EncodeJpeg(bad).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(EncodeJpeg(bad).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(EncodePgm(bad).status().code(), absl::StatusCode::kInvalidArgument);
   Image two = Constant(4, 4, 2, 0);
   EXPECT_EQ(EncodePng(two).status().code(), absl::StatusCode::kInvalidArgument);
@@ -333,9 +335,11 @@ TEST(Image, RandomByteFlipsGiveAnErrorOrAValidImage) {
 }
 
 TEST(Image, PngBombHeaderIsRefusedBeforeAllocation) {
-  std::string ihdr = Be32(100000) + Be32(100000) + std::string("\x08\x00\x00\x00\x00", 5);
-  std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + PngChunk("IHDR", ihdr) +
-                    PngChunk("IDAT", std::string(16, '\0')) + PngChunk("IEND", "");
+  std::string ihdr =
+      Be32(100000) + Be32(100000) + std::string("\x08\x00\x00\x00\x00", 5);
+  std::string png =
+      std::string("\x89PNG\r\n\x1a\n", 8) + PngChunk("IHDR", ihdr) +
+      PngChunk("IDAT", std::string(16, '\0')) + PngChunk("IEND", "");
   auto image = DecodeImage(png);
   ASSERT_EQ(image.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(image.status().message().find("100000x100000"), std::string::npos)
@@ -357,7 +361,8 @@ TEST(Image, JpegBombHeaderIsRefusedBeforeAllocation) {
   size_t sof = std::string::npos;
   for (size_t i = 2; i + 9 < jpeg.size(); ++i) {
     const unsigned char m = static_cast<unsigned char>(jpeg[i + 1]);
-    if (static_cast<unsigned char>(jpeg[i]) == 0xFF && (m == 0xC0 || m == 0xC2)) {
+    if (static_cast<unsigned char>(jpeg[i]) == 0xFF &&
+        (m == 0xC0 || m == 0xC2)) {
       sof = i;
       break;
     }
@@ -434,7 +439,7 @@ TEST(Image, BilinearGrowInterpolatesBetweenNeighbours) {
   Image out = ResizeBilinear(image, 4, 1);
   // Centres at -0.25, 0.25, 0.75, 1.25 source px: clamped at the edges.
   EXPECT_EQ(out.pixels, (std::vector<uint8_t>{0, 25, 75, 100}));
-  EXPECT_EQ(Resize(image, 4, 1).pixels, out.pixels);  // Growing: bilinear.
+  EXPECT_EQ(Resize(image, 4, 1).pixels, out.pixels);    // Growing: bilinear.
   EXPECT_EQ(Resize(image, 2, 1).pixels, image.pixels);  // Same size: copy.
 }
 
