@@ -76,11 +76,10 @@ struct Gallery::Impl {
                           "/", vi.dim(), "-d, wanted \"", spec, "\"/", metric,
                           "/", dim, "-d");
     }
-    if (!vi.fallback_reason().empty()) {
-      return "index.faiss is a Flat fallback; retrying the requested spec";
-    }
     std::vector<int64_t> index_ids = vi.ids();
     if (index_ids != catalog_ids) {
+      // A training fallback is retried here too: the rebuild trains the
+      // requested spec on the whole (grown) catalog.
       return absl::StrCat("index.faiss is stale (", index_ids.size(),
                           " vectors, the catalog has ", catalog_ids.size(),
                           " items or other ids)");

@@ -4,7 +4,10 @@
 // index). Writes go to the catalog first (committed, fsynced), then to the
 // index; a crash between the two is repaired on open because the index is
 // rebuilt from the catalog whenever it does not match it (missing,
-// unreadable, other spec/metric/dim, a training fallback, or other ids).
+// unreadable, other spec/metric/dim, or other ids). An index that fell back
+// to Flat because the catalog was too small to train the spec (see
+// vector_index.h) is kept while it matches; the first rebuild after the
+// catalog changed trains the requested spec again.
 // Thread-safe: searches run concurrently with each other and with
 // Add/Remove (writers are serialized among themselves). A hit whose item is
 // removed between the index lookup and the catalog read is dropped.

@@ -25,9 +25,10 @@
 // FAISS cannot train on them (fewer points than IVF lists or PQ centroids),
 // the index falls back to an exact "Flat" index and says why in
 // fallback_reason(); the requested spec is kept and used at the next
-// rebuild (Gallery rebuilds when the saved index is a fallback and the
-// catalog has grown). FAISS prints its own warning when there are fewer
-// than 39 training points per centroid.
+// rebuild (Gallery rebuilds on open when the catalog changed). FAISS
+// prints its own warning when there are fewer than 39 training points per
+// centroid. So a gallery that starts empty and grows online with an IVF
+// spec runs exact Flat search until its next open after growing.
 //
 // Thread-safe: searches take a shared lock, Add/Remove/Compact an exclusive
 // one, so a search sees the old or the new state, never a mix. A Remove
