@@ -35,6 +35,11 @@ ABSL_FLAG(int, threads, 0,
 ABSL_FLAG(int, max_grpc_threads, 256,
           "gRPC handler threads (mostly idle); keep above the number of "
           "concurrent calls.");
+ABSL_FLAG(int64_t, max_image_pixels, 40'000'000,
+          "Images with more pixels are refused (INVALID_ARGUMENT) before "
+          "any pixel buffer is allocated.");
+ABSL_FLAG(int, max_image_side, 20'000,
+          "Images wider or taller than this are refused.");
 ABSL_FLAG(std::string, allowed_bundle_roots, "",
           "Comma-separated directories Reload may load bundles from. Empty: "
           "the parent directory of --bundle (or Reload disabled without it).");
@@ -85,7 +90,8 @@ int main(int argc, char** argv) {
   options.max_grpc_threads = absl::GetFlag(FLAGS_max_grpc_threads);
   options.service.max_k = absl::GetFlag(FLAGS_max_k);
   options.service.compute_threads = absl::GetFlag(FLAGS_threads);
-  options.service.decode_limits = embedsearch::DecodeLimits();
+  options.service.decode_limits.max_pixels = absl::GetFlag(FLAGS_max_image_pixels);
+  options.service.decode_limits.max_side = absl::GetFlag(FLAGS_max_image_side);
   for (absl::string_view root :
        absl::StrSplit(absl::GetFlag(FLAGS_allowed_bundle_roots), ',',
                       absl::SkipWhitespace())) {

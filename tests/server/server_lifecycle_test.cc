@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -41,6 +42,24 @@ using ::testing::HasSubstr;
 using testing::GalleryPng;
 using testing::MakeContext;
 
+// Every file this test writes lives under one directory, removed at exit.
+const std::string& ScratchRoot() {
+  static const std::string* root =
+      new std::string(testing::MakeTempDir("server-lifecycle"));
+  return *root;
+}
+std::string Scratch(const std::string& name) {
+  const std::string dir = ScratchRoot() + "/" + name;
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+class RemoveScratch : public ::testing::Environment {
+ public:
+  void TearDown() override { std::filesystem::remove_all(ScratchRoot()); }
+};
+[[maybe_unused]] ::testing::Environment* const kRemoveScratch =
+    ::testing::AddGlobalTestEnvironment(new RemoveScratch);
+
 // Two bundles shared by every test of this file (built once).
 struct Bundles {
   std::string root, a, b;
@@ -48,7 +67,7 @@ struct Bundles {
 const Bundles& SharedBundles() {
   static const Bundles* bundles = [] {
     auto* b = new Bundles;
-    b->root = testing::MakeTempDir("server-lifecycle");
+    b->root = Scratch("bundles");
     b->a = b->root + "/a";
     b->b = b->root + "/b";
     if (!testing::MakeBundle(b->a, 11).ok()) abort();
@@ -209,7 +228,7 @@ std::string ReadWholeFile(const std::string& path) {
 }
 
 TEST(ServerLifecycle, ServesOverTlsWithAGeneratedCertificate) {
-  const std::string dir = testing::MakeTempDir("server-tls");
+  const std::string dir = Scratch("tls");
   int code = 0;
   const std::string out = RunCommand(
       absl::StrCat("openssl req -x509 -newkey rsa:2048 -nodes -days 1 "
@@ -261,7 +280,7 @@ TEST(ServerLifecycle, ReflectionClientListsServicesAndChecksHealth) {
                    "/tests/server/reflection_check.py --port ",
                    (*server)->port(), " --protoc ", EMBEDSEARCH_PROTOC,
                    " --proto_dir ", EMBEDSEARCH_GRPC_PROTO_DIR, " --work_dir ",
-                   testing::MakeTempDir("reflection")),
+                   Scratch("reflection")),
       &code);
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("service embedsearch.v1.ImageSearch"));
@@ -272,7 +291,7 @@ TEST(ServerLifecycle, ReflectionClientListsServicesAndChecksHealth) {
 }
 
 TEST(ServerLifecycle, BinaryDrainsAndExitsZeroOnSigterm) {
-  const std::string log = testing::MakeTempDir("server-bin") + "/stderr.log";
+  const std::string log = Scratch("bin") + "/stderr.log";
   const std::string binary =
       absl::StrCat(EMBEDSEARCH_BINARY_DIR, "/server/embedsearch-server");
   const std::string bundle_flag = "--bundle=" + SharedBundles().a;

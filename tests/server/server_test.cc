@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -50,6 +51,7 @@ class ServerTest : public ::testing::Test {
   static void TearDownTestSuite() {
     delete server_;
     server_ = nullptr;
+    std::filesystem::remove_all(*root_);
   }
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
@@ -226,6 +228,22 @@ TEST_F(ServerTest, SearchStreamEndsAtFirstBadMessageAndNamesIt) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("SearchStream message 2"));
   EXPECT_THAT(status.error_message(), HasSubstr("k must be between 1 and"));
+}
+
+TEST_F(ServerTest, ClientCancellingAStreamMidFlightLeavesTheServerUp) {
+  for (int round = 0; round < 3; ++round) {
+    grpc::ClientContext context;
+    auto stream = stub_->SearchStream(&context);
+    ASSERT_TRUE(stream->Write(ImageQuery(1, 2)));
+    v1::SearchResponse response;
+    ASSERT_TRUE(stream->Read(&response));
+    stream->Write(ImageQuery(2, 2));
+    context.TryCancel();
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  v1::SearchResponse response;
+  ASSERT_TRUE(Search(ImageQuery(9, 1), &response).ok());
+  EXPECT_EQ(response.hits(0).source(), testing::FashionSubset().sources[9]);
 }
 
 TEST_F(ServerTest, AddGetRemoveImagesRoundTrip) {
