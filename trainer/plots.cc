@@ -16,13 +16,18 @@ std::string Tick(double v) { return absl::StrFormat("%.3g", v); }
 
 // One line-chart panel at (x0, y0) of size w x h.
 void Panel(SvgWriter& svg, double x0, double y0, double w, double h,
-           const std::vector<EpochPoint>& points, bool loss,
+           const std::vector<EpochPoint>& all_points, bool loss,
            const std::string& color, const std::string& label) {
   const double left = x0 + 55, right = x0 + w - 15, top = y0 + 30,
                bottom = y0 + h - 40;
   svg.Text((left + right) / 2, y0 + 18, label, 14, "middle");
   svg.Line(left, bottom, right, bottom, "black");
   svg.Line(left, top, left, bottom, "black");
+  std::vector<EpochPoint> kept;
+  for (const EpochPoint& p : all_points) {
+    if (loss || p.evaluated) kept.push_back(p);
+  }
+  const std::vector<EpochPoint>& points = kept;
   if (points.empty()) {
     svg.Text((left + right) / 2, (top + bottom) / 2, "no data", 12, "middle");
     return;
@@ -61,7 +66,7 @@ void Panel(SvgWriter& svg, double x0, double y0, double w, double h,
   svg.Polyline(line, color, 2);
   for (const auto& [x, y] : line) svg.Circle(x, y, 3, color);
   const EpochPoint& end = points.back();
-  svg.Text(right, top - 4,
+  svg.Text(right - 4, top + 14,
            absl::StrFormat("last: %.4f", loss ? end.loss : end.precision_at_1),
            11, "end", color);
 }

@@ -13,6 +13,7 @@ struct EpochPoint {
   int epoch = 0;          // 1-based
   double loss = 0;        // mean training loss of the epoch
   double precision_at_1 = 0;
+  bool evaluated = true;  // false: no precision@1 for this epoch
 };
 
 // Two panels side by side: mean loss per epoch and precision@1 per epoch.

@@ -69,7 +69,7 @@ std::string Fingerprint(const TrainerOptions& o) {
       "squared=%d dim=%d bn=%d hidden=%d P=%d K=%d optimizer=%s seed=%d "
       "augment=%d",
       o.data, o.train_limit, EmbeddingLossKindName(o.loss),
-      MiningName(o.mining), o.margin, o.p, o.swap, o.squared_energy, o.dim,
+      MiningName(o.mining), EffectiveMargin(o), o.p, o.swap, o.squared_energy, o.dim,
       o.batch_norm, o.hidden, o.classes_per_batch, o.images_per_class,
       OptimizerKindName(o.optimizer), o.seed, o.augment);
 }
@@ -309,7 +309,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   }
   FILE* log = stderr;
   ProgressReporter progress(log, {.tty = o.progress_tty && !o.quiet,
-                                  .log_every = o.quiet ? (1 << 30) : o.log_every});
+                                  .log_every = o.quiet ? 0 : o.log_every});
   auto say = [&](const std::string& s) {
     if (!o.quiet) progress.Line(s);
   };
@@ -431,7 +431,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   EmbeddingLossOptions loss_options;
   loss_options.kind = o.loss;
   loss_options.mining = o.mining;
-  loss_options.margin = o.margin;
+  loss_options.margin = EffectiveMargin(o);
   loss_options.p = o.p;
   loss_options.swap = o.swap;
   loss_options.squared_energy = o.squared_energy;
@@ -465,12 +465,12 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
     std::vector<EpochPoint> points;
     for (const EpochRecord& r : history) {
       absl::StrAppend(&jsonl, EpochRecordJson(r, o), "\n");
-      if (r.evaluated) points.push_back({r.epoch, r.loss, r.metrics.precision_at_1});
+      points.push_back({r.epoch, r.loss, r.metrics.precision_at_1, r.evaluated});
     }
     RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(o.work_dir, "/metrics.jsonl"), jsonl));
     const std::string title = absl::StrFormat(
         "%s loss, %s mining, margin %g, dim %d", EmbeddingLossKindName(o.loss),
-        MiningName(o.mining), o.margin, o.dim);
+        MiningName(o.mining), EffectiveMargin(o), o.dim);
     RETURN_IF_ERROR(WriteFileAtomically(
         absl::StrCat(o.work_dir, "/training_curve.svg"),
         TrainingCurveSvg(points, title)));

@@ -42,6 +42,19 @@ absl::string_view OptimizerKindName(OptimizerKind k) {
   return "?";
 }
 
+double DefaultMargin(EmbeddingLossKind kind) {
+  switch (kind) {
+    case EmbeddingLossKind::kCosine: return 0.5;
+    case EmbeddingLossKind::kHingeEmbedding: return 1.0;
+    case EmbeddingLossKind::kMarginSquareSquare: return 1.0;
+    default: return 0.2;
+  }
+}
+
+double EffectiveMargin(const TrainerOptions& o) {
+  return o.margin < 0 ? DefaultMargin(o.loss) : o.margin;
+}
+
 absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
   auto bad = [](absl::string_view flag, absl::string_view what) {
     return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", what));
@@ -52,8 +65,8 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
   }
   if (o.train_limit < 0) return bad("train_limit", "must be >= 0 (0 = all)");
   if (o.test_limit < 0) return bad("test_limit", "must be >= 0 (0 = all)");
-  if (!(o.margin >= 0) || !std::isfinite(o.margin)) {
-    return bad("margin", "must be a finite number >= 0");
+  if (std::isnan(o.margin) || !std::isfinite(o.margin)) {
+    return bad("margin", "must be a finite number (negative: the loss's default)");
   }
   if (!(o.p >= 1) || !std::isfinite(o.p)) return bad("p", "must be >= 1");
   if (o.mining_warmup_steps < -1) {

@@ -39,7 +39,8 @@ struct TrainerOptions {
   // Loss and mining.
   EmbeddingLossKind loss = EmbeddingLossKind::kTriplet;  // default: triplet
   Mining mining = Mining::kAll;  // default: batch-all (immune to collapse)
-  double margin = 0.2;           // default 0.2
+  // Margin; < 0 means the loss's own default (DefaultMargin).
+  double margin = -1;            // default -1 (per loss)
   double p = 2;                  // default 2 (norm of the pair distance)
   bool swap = false;             // default off
   bool squared_energy = false;   // default off
@@ -85,6 +86,14 @@ struct TrainerOptions {
   int64_t stop_after_steps = 0;       // default 0
   bool quiet = false;                 // default off: no progress output
 };
+
+// The margin each loss uses unless --margin is given, tuned for unit-norm
+// embeddings (distances in [0, 2]): triplet 0.2, cosine 0.5 (a cosine
+// bound for negatives), hinge-embedding 1.0, hinge 0.2, square-square 1.0,
+// the others 0.2 (log, nll and perceptron have no margin).
+double DefaultMargin(EmbeddingLossKind kind);
+// options.margin, or DefaultMargin(options.loss) when it is negative.
+double EffectiveMargin(const struct TrainerOptions& options);
 
 // InvalidArgument naming the bad field (flag spelling) and the valid range.
 absl::Status ValidateTrainerOptions(const TrainerOptions& options);
