@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# End-to-end image queries over gRPC on loopback (embedsearch-client bench)
+# next to the same work in-process (search_inprocess_bench: decode + encode
+# + FAISS + catalog, no gRPC), at several concurrency levels, in one run.
+# Writes a markdown table to bench/results/search.md (and prints it).
+# Usage: bench/search_compare.sh BUNDLE [BUILD_DIR] [SECONDS_PER_LEVEL]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bundle=${1:?usage: bench/search_compare.sh BUNDLE [BUILD_DIR] [SECONDS]}
+build=${2:-build}
+seconds=${3:-5}
+levels=(1 4 16 64)
+port=$((20000 + RANDOM % 20000))
+out=bench/results/search.md
+tmp=$(mktemp -d)
+
+"$build/server/embedsearch-server" --bundle "$bundle" --address "127.0.0.1:$port" \
+  --log_format json 2>"$tmp/server.log" &
+server_pid=$!
+trap 'kill $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
+client=("$build/client/embedsearch-client" --server "127.0.0.1:$port")
+for _ in $(seq 100); do
+  "${client[@]}" health >/dev/null 2>&1 && break
+  sleep 0.2
+done
+"${client[@]}" health >/dev/null
+
+for c in "${levels[@]}"; do
+  "${client[@]}" bench --concurrency "$c" --duration "$seconds" --warmup $((2 * c)) \
+    --json >"$tmp/grpc-$c.json"
+done
+rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
+kill -TERM $server_pid; wait $server_pid || true
+"$build/bench/search_inprocess_bench" --bundle "$bundle" --duration "$seconds" \
+  --concurrency "$(IFS=,; echo "${levels[*]}")" --json >"$tmp/inproc.json"
+
+/usr/bin/python3 - "$tmp" "$bundle" "$seconds" "$rss_kb" "${levels[@]}" >"$tmp/table.md" <<'PY'
+import json, sys
+tmp, bundle, seconds, rss_kb, levels = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:]
+inproc = {}
+for line in open(f"{tmp}/inproc.json"):
+    if line.strip():
+        r = json.loads(line); inproc[str(r["concurrency"])] = r
+print(f"Bundle `{bundle}`, k=10, Fashion-MNIST test images as PNG queries, {seconds} s per level, "
+      "server and client on one 2-core machine.\n")
+print("| concurrency | gRPC req/s | gRPC p50 ms | gRPC p99 ms | errors | in-process req/s | in-process p50 ms | in-process p99 ms | gRPC / in-process |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for c in levels:
+    g = json.load(open(f"{tmp}/grpc-{c}.json")); i = inproc[c]
+    errors = sum(g["errors"].values()) + sum(i["errors"].values())
+    gl, il = g["latency_ms"], i["latency_ms"]
+    print(f"| {c} | {g['throughput_rps']:.0f} | {gl['p50']:.2f} | {gl['p99']:.2f} | {errors} | "
+          f"{i['throughput_rps']:.0f} | {il['p50']:.2f} | {il['p99']:.2f} | {g['throughput_rps']/i['throughput_rps']:.0%} |")
+print(f"\nServer peak RSS (VmHWM) over the run: {rss_kb/1024:.0f} MiB.")
+PY
+{
+  echo "## Search: gRPC vs in-process"
+  echo
+  echo "Command: \`bench/search_compare.sh $bundle $build $seconds\`"
+  echo
+  cat "$tmp/table.md"
+} | tee "$out"
