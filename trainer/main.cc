@@ -40,6 +40,8 @@ ABSL_FLAG(double, p, kDefaults.p, "Norm of the pair distance (>= 1)");
 ABSL_FLAG(bool, swap, kDefaults.swap, "Triplet distance swap");
 ABSL_FLAG(bool, squared_energy, kDefaults.squared_energy,
           "EBM margin losses use squared L2 energy");
+ABSL_FLAG(double, beta, kDefaults.beta,
+          "Inverse temperature of --loss=nll (> 0; larger = sharper softmax)");
 ABSL_FLAG(int64_t, mining_warmup_steps, kDefaults.mining_warmup_steps,
           "Batch-all steps before batch-hard/semi-hard mining (-1: one epoch)");
 ABSL_FLAG(int, dim, kDefaults.dim, "Embedding dimension");
@@ -125,6 +127,7 @@ int main(int argc, char** argv) {
   o.p = absl::GetFlag(FLAGS_p);
   o.swap = absl::GetFlag(FLAGS_swap);
   o.squared_energy = absl::GetFlag(FLAGS_squared_energy);
+  o.beta = absl::GetFlag(FLAGS_beta);
   o.mining_warmup_steps = absl::GetFlag(FLAGS_mining_warmup_steps);
   o.dim = absl::GetFlag(FLAGS_dim);
   o.batch_norm = absl::GetFlag(FLAGS_batch_norm);

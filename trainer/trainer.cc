@@ -66,10 +66,10 @@ bool IsFashionMnistDir(const std::string& dir) {
 std::string Fingerprint(const TrainerOptions& o) {
   return absl::StrFormat(
       "data=%s train_limit=%d loss=%s mining=%s margin=%.17g p=%.17g swap=%d "
-      "squared=%d dim=%d bn=%d hidden=%d P=%d K=%d optimizer=%s seed=%d "
+      "squared=%d beta=%.17g dim=%d bn=%d hidden=%d P=%d K=%d optimizer=%s seed=%d "
       "augment=%d",
       o.data, o.train_limit, EmbeddingLossKindName(o.loss),
-      MiningName(o.mining), EffectiveMargin(o), o.p, o.swap, o.squared_energy, o.dim,
+      MiningName(o.mining), EffectiveMargin(o), o.p, o.swap, o.squared_energy, o.beta, o.dim,
       o.batch_norm, o.hidden, o.classes_per_batch, o.images_per_class,
       OptimizerKindName(o.optimizer), o.seed, o.augment);
 }
@@ -435,6 +435,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   loss_options.p = o.p;
   loss_options.swap = o.swap;
   loss_options.squared_energy = o.squared_energy;
+  loss_options.beta = o.beta;
 
   CollapseDetector collapse({.patience = o.collapse_patience});
   const int dim = o.dim;

@@ -69,6 +69,7 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
     return bad("margin", "must be a finite number (negative: the loss's default)");
   }
   if (!(o.p >= 1) || !std::isfinite(o.p)) return bad("p", "must be >= 1");
+  if (!(o.beta > 0) || !std::isfinite(o.beta)) return bad("beta", "must be > 0");
   if (o.mining_warmup_steps < -1) {
     return bad("mining_warmup_steps", "must be -1 (auto), 0 (none) or positive");
   }

@@ -44,6 +44,7 @@ struct TrainerOptions {
   double p = 2;                  // default 2 (norm of the pair distance)
   bool swap = false;             // default off
   bool squared_energy = false;   // default off
+  double beta = 1;               // default 1: inverse temperature of nll
   // Steps of batch-all before switching to `mining` when it is batch-hard or
   // semi-hard: the warm-up that keeps hard mining from collapsing at random
   // init. -1: automatic (one epoch); 0: none.
