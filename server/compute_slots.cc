@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <chrono>
 #include <thread>
 
 #include "absl/time/time.h"
@@ -19,16 +20,13 @@ ComputeSlots::Lease::~Lease() {
 absl::StatusOr<ComputeSlots::Lease> ComputeSlots::Acquire(
     const StopCheck& stop) {
   {
-    absl::MutexLock lock(&mu_);
-    auto free = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return in_use_ < slots_;
-    };
+    std::unique_lock lock(mu_);
     // Wake up now and then to notice cancellation of a queued call.
-    while (!mu_.AwaitWithTimeout(absl::Condition(&free),
-                                 absl::Milliseconds(20))) {
-      mu_.Unlock();
+    while (!slot_freed_.wait_for(lock, std::chrono::milliseconds(20),
+                                 [this] { return in_use_ < slots_; })) {
+      lock.unlock();
       absl::Status s = CheckStop(stop, "waiting for a compute slot");
-      mu_.Lock();
+      lock.lock();
       if (!s.ok()) return s;
     }
     ++in_use_;
@@ -40,8 +38,11 @@ absl::StatusOr<ComputeSlots::Lease> ComputeSlots::Acquire(
 }
 
 void ComputeSlots::Release() {
-  absl::MutexLock lock(&mu_);
-  --in_use_;
+  {
+    std::unique_lock lock(mu_);
+    --in_use_;
+  }
+  slot_freed_.notify_one();
 }
 
 }  // namespace embedsearch

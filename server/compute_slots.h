@@ -11,13 +11,14 @@
 #ifndef EMBEDSEARCH_SERVER_COMPUTE_SLOTS_H_
 #define EMBEDSEARCH_SERVER_COMPUTE_SLOTS_H_
 
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 
 namespace embedsearch {
 
@@ -63,7 +64,8 @@ class ComputeSlots {
   void Release();
 
   const int slots_;
-  absl::Mutex mu_;
+  std::mutex mu_;
+  std::condition_variable slot_freed_;
   int in_use_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -120,7 +120,7 @@ absl::Status EmbedSearchServer::LoadBundle(const std::string& dir) {
 
 void EmbedSearchServer::Shutdown(absl::Duration grace) {
   {
-    absl::MutexLock lock(&shutdown_mu_);
+    std::unique_lock lock(shutdown_mu_);
     if (shut_down_) return;
     shut_down_ = true;
   }

@@ -72,7 +72,7 @@ class EmbedSearchServer {
   std::unique_ptr<GrpcImageSearch> grpc_service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
-  absl::Mutex shutdown_mu_;
+  std::mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };
 

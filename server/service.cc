@@ -47,7 +47,7 @@ SearchService::SearchService(ServiceOptions options)
       slots_(options_.compute_threads) {}
 
 absl::Status SearchService::LoadBundle(const std::string& dir) {
-  absl::MutexLock load_lock(&load_mu_);
+  std::unique_lock load_lock(load_mu_);
   absl::StatusOr<std::unique_ptr<Bundle>> loaded = Bundle::Load(dir);
   if (!loaded.ok()) {
     return Annotate(loaded.status(),
@@ -61,7 +61,7 @@ absl::Status SearchService::Swap(std::unique_ptr<Bundle> loaded) {
   std::shared_ptr<Bundle> old;
   std::function<void(const Bundle&)> listener;
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock lock(mu_);
     old = std::exchange(bundle_, fresh);
     listener = listener_;
   }
@@ -71,7 +71,7 @@ absl::Status SearchService::Swap(std::unique_ptr<Bundle> loaded) {
 }
 
 std::shared_ptr<Bundle> SearchService::bundle() const {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   return bundle_;
 }
 
@@ -79,7 +79,7 @@ void SearchService::SetBundleListener(
     std::function<void(const Bundle&)> listener) {
   std::shared_ptr<Bundle> current;
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock lock(mu_);
     listener_ = listener;
     current = bundle_;
   }

@@ -13,12 +13,12 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/image/image.h"
 #include "core/index/bundle.h"
@@ -85,11 +85,11 @@ class SearchService {
   ComputeSlots slots_;
   RequestStats stats_;
 
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   std::shared_ptr<Bundle> bundle_ ABSL_GUARDED_BY(mu_);
   std::function<void(const Bundle&)> listener_ ABSL_GUARDED_BY(mu_);
   // Serialises loads so two Reloads never race to swap.
-  absl::Mutex load_mu_;
+  std::mutex load_mu_;
 };
 
 }  // namespace embedsearch

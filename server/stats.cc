@@ -17,7 +17,7 @@ double Percentile(const std::vector<double>& sorted, double p) {
 
 void RequestStats::Record(const std::string& method, double latency_ms,
                           bool ok) {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   Method& m = methods_[method];
   ++m.count;
   if (!ok) ++m.errors;
@@ -32,7 +32,7 @@ void RequestStats::Record(const std::string& method, double latency_ms,
 
 std::vector<embedsearch::v1::LatencyStats> RequestStats::Snapshot() const {
   std::vector<embedsearch::v1::LatencyStats> out;
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   for (const auto& [name, m] : methods_) {
     embedsearch::v1::LatencyStats s;
     s.set_method(name);

@@ -4,11 +4,11 @@
 
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "embedsearch/v1/search.pb.h"
 
 namespace embedsearch {
@@ -32,7 +32,7 @@ class RequestStats {
     std::vector<double> window;  // Ring buffer of at most kWindow latencies.
     size_t next = 0;
   };
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, Method> methods_ ABSL_GUARDED_BY(mu_);
 };
 

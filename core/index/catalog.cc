@@ -4,13 +4,13 @@
 
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "core/util/status_macros.h"
 
 namespace embedsearch {
@@ -103,7 +103,7 @@ struct Catalog::Impl {
   std::string path;
   int dim = 0;
   bool read_only = false;
-  mutable absl::Mutex mu;
+  mutable std::mutex mu;
   sqlite3* db ABSL_GUARDED_BY(mu) = nullptr;
   // Prepared once; used only under mu.
   Stmt begin, commit, rollback, insert_auto, insert_id, delete_id, get_img,
@@ -119,7 +119,7 @@ struct Catalog::Impl {
       sqlite3_finalize(s->get());
       *s->out() = nullptr;
     }
-    absl::MutexLock lock(&mu);
+    std::unique_lock lock(mu);
     if (db) sqlite3_close(db);
   }
 
@@ -398,7 +398,7 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path,
   std::unique_ptr<Catalog> catalog(new Catalog());
   Impl* impl = catalog->impl_.get();
   impl->path = path;
-  absl::MutexLock lock(&impl->mu);
+  std::unique_lock lock(impl->mu);
   RETURN_IF_ERROR(impl->OpenDb(/*ro=*/false, dim));
   return catalog;
 }
@@ -408,7 +408,7 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::OpenReadOnly(
   std::unique_ptr<Catalog> catalog(new Catalog());
   Impl* impl = catalog->impl_.get();
   impl->path = path;
-  absl::MutexLock lock(&impl->mu);
+  std::unique_lock lock(impl->mu);
   RETURN_IF_ERROR(impl->OpenDb(/*ro=*/true, 0));
   return catalog;
 }
@@ -437,7 +437,7 @@ absl::StatusOr<std::vector<int64_t>> Catalog::Add(
   }
   std::vector<int64_t> ids;
   ids.reserve(items.size());
-  absl::MutexLock lock(&m.mu);
+  std::unique_lock lock(m.mu);
   absl::Status status = m.Transaction([&]() -> absl::Status {
     absl::flat_hash_map<std::string, int32_t> label_cache;
     for (size_t i = 0; i < items.size(); ++i) {
@@ -488,7 +488,7 @@ absl::StatusOr<std::vector<int64_t>> Catalog::Add(
 
 absl::Status Catalog::DefineLabels(const std::vector<std::string>& names) {
   Impl& m = *impl_;
-  absl::MutexLock lock(&m.mu);
+  std::unique_lock lock(m.mu);
   return m.Transaction([&]() -> absl::Status {
     for (size_t i = 0; i < names.size(); ++i) {
       if (names[i].empty()) {
@@ -519,7 +519,7 @@ absl::Status Catalog::DefineLabels(const std::vector<std::string>& names) {
 absl::StatusOr<int64_t> Catalog::Remove(const std::vector<int64_t>& ids) {
   Impl& m = *impl_;
   int64_t removed = 0;
-  absl::MutexLock lock(&m.mu);
+  std::unique_lock lock(m.mu);
   absl::Status status = m.Transaction([&]() -> absl::Status {
     for (int64_t id : ids) {
       Use use(m.delete_id.get());
@@ -536,7 +536,7 @@ absl::StatusOr<int64_t> Catalog::Remove(const std::vector<int64_t>& ids) {
 
 absl::StatusOr<CatalogItem> Catalog::Get(int64_t id, bool with_image) const {
   Impl& m = *impl_;
-  absl::MutexLock lock(&m.mu);
+  std::unique_lock lock(m.mu);
   sqlite3_stmt* s = with_image ? m.get_img.get() : m.get_noimg.get();
   Use use(s);
   sqlite3_bind_int64(s, 1, id);
@@ -550,7 +550,7 @@ absl::StatusOr<std::vector<CatalogItem>> Catalog::GetMany(
     const std::vector<int64_t>& ids, bool with_image) const {
   Impl& m = *impl_;
   std::vector<CatalogItem> out(ids.size());
-  absl::MutexLock lock(&m.mu);
+  std::unique_lock lock(m.mu);
   sqlite3_stmt* s = with_image ? m.get_img.get() : m.get_noimg.get();
   for (size_t i = 0; i < ids.size(); ++i) {
     Use use(s);
@@ -567,7 +567,7 @@ absl::StatusOr<std::vector<CatalogItem>> Catalog::GetMany(
 
 absl::StatusOr<int64_t> Catalog::Count() const {
   Impl& m = *impl_;
-  absl::MutexLock lock(&m.mu);
+  std::unique_lock lock(m.mu);
   Use use(m.count.get());
   int rc = sqlite3_step(m.count.get());
   if (rc != SQLITE_ROW) return m.Error(rc, "count items");
@@ -576,7 +576,7 @@ absl::StatusOr<int64_t> Catalog::Count() const {
 
 absl::StatusOr<std::vector<int64_t>> Catalog::Ids() const {
   Impl& m = *impl_;
-  absl::MutexLock lock(&m.mu);
+  std::unique_lock lock(m.mu);
   Use use(m.ids.get());
   std::vector<int64_t> out;
   int rc;
@@ -589,7 +589,7 @@ absl::StatusOr<std::vector<int64_t>> Catalog::Ids() const {
 
 absl::StatusOr<std::vector<std::string>> Catalog::LabelNames() const {
   Impl& m = *impl_;
-  absl::MutexLock lock(&m.mu);
+  std::unique_lock lock(m.mu);
   Use use(m.label_names.get());
   std::vector<std::string> out;
   int rc;
@@ -609,7 +609,7 @@ absl::StatusOr<std::vector<std::string>> Catalog::LabelNames() const {
 absl::Status Catalog::ForEach(const std::function<void(const CatalogItem&)>& fn,
                               bool with_image) const {
   Impl& m = *impl_;
-  absl::MutexLock lock(&m.mu);
+  std::unique_lock lock(m.mu);
   sqlite3_stmt* s = with_image ? m.for_each_img.get() : m.for_each_noimg.get();
   Use use(s);
   int rc;
@@ -628,7 +628,7 @@ absl::Status Catalog::ForEach(const std::function<void(const CatalogItem&)>& fn,
 
 absl::Status Catalog::CheckIntegrity() const {
   Impl& m = *impl_;
-  absl::MutexLock lock(&m.mu);
+  std::unique_lock lock(m.mu);
   Stmt s;
   RETURN_IF_ERROR(m.Prepare(&s, "PRAGMA integrity_check"));
   int rc = sqlite3_step(s.get());

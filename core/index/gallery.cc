@@ -4,13 +4,13 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <mutex>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/mutex.h"
 #include "core/util/file.h"
 #include "core/util/status_macros.h"
 
@@ -26,8 +26,8 @@ struct Gallery::Impl {
   std::unique_ptr<Catalog> catalog;
   std::unique_ptr<VectorIndex> index;  // Set once in Open; thread-safe.
   // Serializes writers so the catalog and the index see the same order.
-  absl::Mutex write_mu;
-  mutable absl::Mutex labels_mu;
+  std::mutex write_mu;
+  mutable std::mutex labels_mu;
   std::vector<std::string> label_names ABSL_GUARDED_BY(labels_mu);
   absl::flat_hash_map<std::string, int32_t> label_of ABSL_GUARDED_BY(labels_mu);
 
@@ -35,7 +35,7 @@ struct Gallery::Impl {
 
   absl::Status RefreshLabels() {
     ASSIGN_OR_RETURN(std::vector<std::string> names, catalog->LabelNames());
-    absl::MutexLock lock(&labels_mu);
+    std::unique_lock lock(labels_mu);
     label_of.clear();
     for (size_t i = 0; i < names.size(); ++i) {
       if (!names[i].empty()) label_of[names[i]] = static_cast<int32_t>(i);
@@ -141,12 +141,12 @@ absl::StatusOr<std::vector<int64_t>> Gallery::Add(
     names[i] = items[i].label_name;
     labels[i] = items[i].label;
   }
-  absl::MutexLock lock(&m.write_mu);
+  std::unique_lock lock(m.write_mu);
   ASSIGN_OR_RETURN(std::vector<int64_t> ids, m.catalog->Add(std::move(items)));
   // The catalog resolved label names (maybe creating labels): mirror it.
   RETURN_IF_ERROR(m.RefreshLabels());
   {
-    absl::MutexLock labels_lock(&m.labels_mu);
+    std::unique_lock labels_lock(m.labels_mu);
     for (int64_t i = 0; i < n; ++i) {
       if (!names[i].empty()) labels[i] = m.label_of.at(names[i]);
     }
@@ -164,7 +164,7 @@ absl::StatusOr<std::vector<int64_t>> Gallery::Add(
 
 absl::StatusOr<int64_t> Gallery::Remove(const std::vector<int64_t>& ids) {
   Impl& m = *impl_;
-  absl::MutexLock lock(&m.write_mu);
+  std::unique_lock lock(m.write_mu);
   ASSIGN_OR_RETURN(int64_t removed, m.catalog->Remove(ids));
   absl::Status unindexed = m.index->Remove(ids);
   if (!unindexed.ok()) {
@@ -184,7 +184,7 @@ absl::StatusOr<std::vector<std::vector<GalleryHit>>> Gallery::Search(
   params.nprobe = options.nprobe;
   params.ef_search = options.ef_search;
   if (!options.label_filter.empty()) {
-    absl::MutexLock lock(&m.labels_mu);
+    std::unique_lock lock(m.labels_mu);
     for (const std::string& name : options.label_filter) {
       auto it = m.label_of.find(name);
       if (it == m.label_of.end()) {
@@ -234,7 +234,7 @@ absl::StatusOr<CatalogItem> Gallery::Get(int64_t id) const {
 int64_t Gallery::size() const { return impl_->index->size(); }
 int Gallery::dim() const { return impl_->dim; }
 std::vector<std::string> Gallery::label_names() const {
-  absl::MutexLock lock(&impl_->labels_mu);
+  std::unique_lock lock(impl_->labels_mu);
   return impl_->label_names;
 }
 const std::string& Gallery::index_spec() const { return impl_->spec; }

@@ -21,7 +21,9 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <mutex>
 #include <queue>
+#include <shared_mutex>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -197,6 +199,33 @@ void HnswSearchOne(const faiss::HNSW& hnsw,
 
 }  // namespace
 
+// The index lock. absl::Mutex hands a released lock to waiting readers, so a
+// writer looping Add/Remove cannot starve searches (glibc's rwlock lets the
+// releasing writer take it straight back). Debian's Abseil is not built
+// with ThreadSanitizer, though, and its futex-based Mutex is invisible to
+// TSan, so TSan builds lock a std::shared_mutex (pthread, intercepted).
+namespace {
+#if defined(__SANITIZE_THREAD__)
+using IndexMutex = std::shared_mutex;
+using ReadLock = std::shared_lock<std::shared_mutex>;
+using WriteLock = std::unique_lock<std::shared_mutex>;
+#else
+using IndexMutex = absl::Mutex;
+class ReadLock {
+ public:
+  explicit ReadLock(absl::Mutex& mu) : lock_(&mu) {}
+ private:
+  absl::ReaderMutexLock lock_;
+};
+class WriteLock {
+ public:
+  explicit WriteLock(absl::Mutex& mu) : lock_(&mu) {}
+ private:
+  absl::MutexLock lock_;
+};
+#endif
+}  // namespace
+
 struct VectorIndex::Impl {
   std::string spec;
   std::string metric;
@@ -204,7 +233,7 @@ struct VectorIndex::Impl {
   faiss::MetricType metric_type = faiss::METRIC_L2;
   VectorIndexOptions options;
 
-  mutable absl::Mutex mu;
+  mutable IndexMutex mu;
   std::unique_ptr<faiss::Index> index ABSL_GUARDED_BY(mu);
   // Views into `index` (not owned): the IVF or HNSW layer when there is one.
   faiss::IndexIVF* ivf ABSL_GUARDED_BY(mu) = nullptr;
@@ -301,7 +330,7 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Create(
   m.dim = dim;
   m.metric_type = mt;
   m.options = options;
-  absl::MutexLock lock(&m.mu);
+  WriteLock lock(m.mu);
   m.index = std::move(index);
   m.AttachViews();
   if (m.ivf) {
@@ -323,7 +352,7 @@ absl::Status VectorIndex::Add(const float* vectors, const int64_t* ids,
           "vector ", i / m.dim, " has a non-finite value"));
     }
   }
-  absl::MutexLock lock(&m.mu);
+  WriteLock lock(m.mu);
   {
     absl::flat_hash_set<int64_t> batch;
     for (int64_t i = 0; i < n; ++i) {
@@ -372,7 +401,7 @@ absl::Status VectorIndex::Add(const float* vectors, const int64_t* ids,
 
 absl::Status VectorIndex::Remove(const std::vector<int64_t>& ids) {
   Impl& m = *impl_;
-  absl::MutexLock lock(&m.mu);
+  WriteLock lock(m.mu);
   std::vector<faiss_idx> slots;
   for (int64_t id : ids) {
     auto it = m.slot_of.find(id);
@@ -447,7 +476,7 @@ absl::Status VectorIndex::Impl::CompactLocked() {
 }
 
 absl::Status VectorIndex::Compact() {
-  absl::MutexLock lock(&impl_->mu);
+  WriteLock lock(impl_->mu);
   return impl_->CompactLocked();
 }
 
@@ -552,7 +581,7 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> VectorIndex::Search(
   }
   std::vector<std::vector<Neighbor>> result(n);
   if (n == 0) return result;
-  absl::ReaderMutexLock lock(&m.mu);
+  ReadLock lock(m.mu);
   if (m.live == 0) return result;
 
   // Label mask and how many live vectors pass the filter.
@@ -671,17 +700,17 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> VectorIndex::Search(
 }
 
 int64_t VectorIndex::size() const {
-  absl::ReaderMutexLock lock(&impl_->mu);
+  ReadLock lock(impl_->mu);
   return impl_->live;
 }
 
 int64_t VectorIndex::tombstones() const {
-  absl::ReaderMutexLock lock(&impl_->mu);
+  ReadLock lock(impl_->mu);
   return impl_->tombstones;
 }
 
 std::vector<int64_t> VectorIndex::ids() const {
-  absl::ReaderMutexLock lock(&impl_->mu);
+  ReadLock lock(impl_->mu);
   std::vector<int64_t> out;
   out.reserve(impl_->live);
   for (int64_t id : impl_->slot_id) {
@@ -695,7 +724,7 @@ int VectorIndex::dim() const { return impl_->dim; }
 const std::string& VectorIndex::spec() const { return impl_->spec; }
 const std::string& VectorIndex::metric() const { return impl_->metric; }
 std::string VectorIndex::fallback_reason() const {
-  absl::ReaderMutexLock lock(&impl_->mu);
+  ReadLock lock(impl_->mu);
   return impl_->fallback_reason;
 }
 
@@ -703,7 +732,7 @@ absl::Status VectorIndex::Save(const std::string& path) const {
   const Impl& m = *impl_;
   std::string out;
   {
-    absl::ReaderMutexLock lock(&m.mu);
+    ReadLock lock(m.mu);
     faiss::VectorIOWriter writer;
     try {
       faiss::write_index(m.index.get(), &writer);
@@ -794,7 +823,7 @@ absl::StatusOr<std::unique_ptr<VectorIndex>> VectorIndex::Load(
   m.dim = dim;
   m.metric_type = mt;
   m.options = options;
-  absl::MutexLock lock(&m.mu);
+  WriteLock lock(m.mu);
   m.index = std::move(index);
   m.fallback_reason = fallback;
   m.AttachViews();

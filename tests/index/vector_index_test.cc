@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -327,6 +328,12 @@ TEST(VectorIndex, ConcurrentSearchesDuringAddsAndRemovesAreConsistent) {
       std::vector<int64_t> drop;
       for (int64_t j = i; j < i + 50; j += 2) drop.push_back(extra.ids[j]);
       ASSERT_TRUE(index->Remove(drop).ok());
+      // Let searches in between writes (whatever the lock's fairness), so
+      // every round of adds and removes is interleaved with searches.
+      const int before = searches.load();
+      for (int wait = 0; wait < 2000 && searches.load() < before + 3; ++wait) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
     }
     done = true;
     for (auto& t : threads) t.join();
