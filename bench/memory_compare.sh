@@ -6,6 +6,7 @@
 # Usage: bench/memory_compare.sh [BUILD_DIR] [BUNDLE] [BIG_ITEMS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/serving.sh
 build=${1:-build}
 bundle=${2:-out/bundle}
 big_items=${3:-1000000}
@@ -23,7 +24,7 @@ measure() {  # bundle -> "| items | spec | load s | idle MiB | peak MiB | p50 | 
   "$build/server/embedsearch-server" --bundle "$b" --address "127.0.0.1:$port" --log_format none 2>"$tmp/log" &
   pid=$!
   local client=("$build/client/embedsearch-client" --server "127.0.0.1:$port")
-  for _ in $(seq 1200); do "${client[@]}" health >/dev/null 2>&1 && break; sleep 0.1; done
+  wait_serving "$pid" "${client[@]}"
   local loaded; loaded=$(date +%s.%N)
   local idle; idle=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
   "${client[@]}" bench --concurrency 4 --requests 200 --warmup 8 --json >"$tmp/bench.json"

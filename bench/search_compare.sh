@@ -6,6 +6,7 @@
 # Usage: bench/search_compare.sh BUNDLE [BUILD_DIR] [SECONDS_PER_LEVEL]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/serving.sh
 bundle=${1:?usage: bench/search_compare.sh BUNDLE [BUILD_DIR] [SECONDS]}
 build=${2:-build}
 seconds=${3:-5}
@@ -19,11 +20,7 @@ tmp=$(mktemp -d)
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
 client=("$build/client/embedsearch-client" --server "127.0.0.1:$port")
-for _ in $(seq 100); do
-  "${client[@]}" health >/dev/null 2>&1 && break
-  sleep 0.2
-done
-"${client[@]}" health >/dev/null
+wait_serving "$server_pid" "${client[@]}"
 
 for c in "${levels[@]}"; do
   "${client[@]}" bench --concurrency "$c" --duration "$seconds" --warmup $((2 * c)) \
