@@ -5,8 +5,6 @@
 #include <chrono>
 #include <thread>
 
-#include "absl/time/time.h"
-
 namespace embedsearch {
 
 ComputeSlots::ComputeSlots(int slots)

@@ -11,6 +11,7 @@
 #define EMBEDSEARCH_SERVER_SERVER_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/status/statusor.h"

@@ -197,14 +197,11 @@ void HnswSearchOne(const faiss::HNSW& hnsw,
   }
 }
 
-}  // namespace
-
 // The index lock. absl::Mutex hands a released lock to waiting readers, so a
 // writer looping Add/Remove cannot starve searches (glibc's rwlock lets the
 // releasing writer take it straight back). Debian's Abseil is not built
 // with ThreadSanitizer, though, and its futex-based Mutex is invisible to
 // TSan, so TSan builds lock a std::shared_mutex (pthread, intercepted).
-namespace {
 #if defined(__SANITIZE_THREAD__)
 using IndexMutex = std::shared_mutex;
 using ReadLock = std::shared_lock<std::shared_mutex>;
@@ -214,12 +211,14 @@ using IndexMutex = absl::Mutex;
 class ReadLock {
  public:
   explicit ReadLock(absl::Mutex& mu) : lock_(&mu) {}
+
  private:
   absl::ReaderMutexLock lock_;
 };
 class WriteLock {
  public:
   explicit WriteLock(absl::Mutex& mu) : lock_(&mu) {}
+
  private:
   absl::MutexLock lock_;
 };
