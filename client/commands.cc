@@ -398,7 +398,9 @@ int RunInfo(Call& c) {
           << JsonString(info.index_spec()) << ", \"gallery_size\": "
           << info.gallery_size() << ", \"label_names\": ["
           << absl::StrJoin(labels, ", ") << "], \"bundle_path\": "
-          << JsonString(info.bundle_path()) << ", \"input_height\": "
+          << JsonString(info.bundle_path())
+          << ", \"read_only\": " << (info.read_only() ? "true" : "false")
+          << ", \"input_height\": "
           << info.input_height() << ", \"input_width\": " << info.input_width()
           << ", \"uptime_seconds\": " << JsonNumber(info.uptime_seconds())
           << ", \"stats\": [" << absl::StrJoin(stats, ", ") << "]}\n";
@@ -413,7 +415,9 @@ int RunInfo(Call& c) {
         << "index         " << info.index_spec() << "\n"
         << "gallery size  " << info.gallery_size() << "\n"
         << "labels        " << absl::StrJoin(info.label_names(), ", ") << "\n"
-        << "bundle        " << info.bundle_path() << "\n"
+        << "bundle        " << info.bundle_path()
+        << (info.read_only() ? " (read-only: add and remove are refused)" : "")
+        << "\n"
         << "uptime        " << absl::StrFormat("%.0f s", info.uptime_seconds())
         << "\n";
   if (info.stats_size() > 0) {

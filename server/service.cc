@@ -370,6 +370,7 @@ absl::StatusOr<v1::GetInfoResponse> SearchService::GetInfo(
     response.add_label_names(name);
   }
   response.set_bundle_path(bundle->dir());
+  response.set_read_only(gallery.read_only());
   response.set_input_height(static_cast<uint32_t>(config.input_height));
   response.set_input_width(static_cast<uint32_t>(config.input_width));
   return response;

@@ -13,7 +13,9 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "core/loss/embedding_loss.h"
 #include "trainer/trainer.h"
 
@@ -47,6 +49,9 @@ ABSL_FLAG(int64_t, mining_warmup_steps, kDefaults.mining_warmup_steps,
 ABSL_FLAG(int, dim, kDefaults.dim, "Embedding dimension");
 ABSL_FLAG(bool, batch_norm, kDefaults.batch_norm, "Batch norm after each conv");
 ABSL_FLAG(int, hidden, kDefaults.hidden, "Hidden units of the fully connected layer");
+ABSL_FLAG(std::string, conv, "32,64",
+          "Conv widths, comma-separated; each conv is followed by a 2x2 max-pool");
+ABSL_FLAG(double, dropout, kDefaults.dropout, "Dropout after the hidden layer (0: off)");
 ABSL_FLAG(int, classes_per_batch, kDefaults.classes_per_batch, "P of PK batches");
 ABSL_FLAG(int, images_per_class, kDefaults.images_per_class, "K of PK batches");
 ABSL_FLAG(int, epochs, kDefaults.epochs, "Epochs");
@@ -132,6 +137,15 @@ int main(int argc, char** argv) {
   o.dim = absl::GetFlag(FLAGS_dim);
   o.batch_norm = absl::GetFlag(FLAGS_batch_norm);
   o.hidden = absl::GetFlag(FLAGS_hidden);
+  o.conv_channels.clear();
+  for (absl::string_view width : absl::StrSplit(absl::GetFlag(FLAGS_conv), ',')) {
+    int w = 0;
+    if (!absl::SimpleAtoi(width, &w)) {
+      return Fail(absl::StrCat("--conv: \"", width, "\" is not a width (e.g. --conv 32,64)"), 2);
+    }
+    o.conv_channels.push_back(w);
+  }
+  o.dropout = absl::GetFlag(FLAGS_dropout);
   o.classes_per_batch = absl::GetFlag(FLAGS_classes_per_batch);
   o.images_per_class = absl::GetFlag(FLAGS_images_per_class);
   o.epochs = absl::GetFlag(FLAGS_epochs);

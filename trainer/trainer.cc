@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -66,11 +67,12 @@ bool IsFashionMnistDir(const std::string& dir) {
 std::string Fingerprint(const TrainerOptions& o) {
   return absl::StrFormat(
       "data=%s train_limit=%d loss=%s mining=%s margin=%.17g p=%.17g swap=%d "
-      "squared=%d beta=%.17g dim=%d bn=%d hidden=%d P=%d K=%d optimizer=%s seed=%d "
+      "squared=%d beta=%.17g dim=%d bn=%d hidden=%d conv=%s dropout=%.17g P=%d K=%d optimizer=%s seed=%d "
       "augment=%d",
       o.data, o.train_limit, EmbeddingLossKindName(o.loss),
       MiningName(o.mining), EffectiveMargin(o), o.p, o.swap, o.squared_energy, o.beta, o.dim,
-      o.batch_norm, o.hidden, o.classes_per_batch, o.images_per_class,
+      o.batch_norm, o.hidden, absl::StrJoin(o.conv_channels, ","), o.dropout,
+      o.classes_per_batch, o.images_per_class,
       OptimizerKindName(o.optimizer), o.seed, o.augment);
 }
 
@@ -325,6 +327,8 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   config.embedding_dim = o.dim;
   config.batch_norm = o.batch_norm;
   config.hidden = o.hidden;
+  config.conv_channels = o.conv_channels;
+  config.dropout = static_cast<float>(o.dropout);
   config.l2_normalize = true;
   if (!data.gallery_is_train) config.normalization = MeasureNormalization(train);
   ASSIGN_OR_RETURN(std::unique_ptr<Encoder> encoder, Encoder::Create(config, o.seed));

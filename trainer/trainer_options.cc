@@ -75,6 +75,13 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
   }
   if (o.dim < 1 || o.dim > 4096) return bad("dim", "must be in [1, 4096]");
   if (o.hidden < 1) return bad("hidden", "must be >= 1");
+  if (o.conv_channels.empty() || o.conv_channels.size() > 4) {
+    return bad("conv", "must list 1 to 4 conv widths (each halves the image side)");
+  }
+  for (int w : o.conv_channels) {
+    if (w < 1 || w > 1024) return bad("conv", "each width must be in [1, 1024]");
+  }
+  if (!(o.dropout >= 0 && o.dropout < 1)) return bad("dropout", "must be in [0, 1)");
   if (o.classes_per_batch < 2) {
     return bad("classes-per-batch", "must be >= 2 (negatives come from other classes)");
   }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -54,6 +55,8 @@ struct TrainerOptions {
   int dim = 64;             // default 64
   bool batch_norm = true;   // default on
   int hidden = 128;         // default 128
+  std::vector<int> conv_channels = {32, 64};  // default: two convs, 32 and 64
+  double dropout = 0;       // default 0 (off): dropout after the hidden layer
 
   // Batches: P classes x K images.
   int classes_per_batch = 10;  // default P = 10 (all Fashion-MNIST classes)

@@ -1,9 +1,12 @@
 #include "core/index/catalog.h"
 
 #include <sqlite3.h>
+#include <unistd.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <utility>
 
@@ -11,6 +14,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "core/util/status_macros.h"
 
 namespace embedsearch {
@@ -81,6 +85,28 @@ absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what,
     default:
       return absl::InternalError(msg);
   }
+}
+
+// True when nobody may create files beside `path` (read-only mount or
+// directory permissions) and no write-ahead log exists for it.
+bool InReadOnlyDirWithoutWal(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  return ::access(dir.c_str(), W_OK) != 0 &&
+         ::access((path + "-wal").c_str(), F_OK) != 0;
+}
+
+// "file:<percent-encoded path>?immutable=1" (RFC 3986 path characters kept).
+std::string ImmutableUri(const std::string& path) {
+  std::string uri = "file:";
+  for (unsigned char c : path) {
+    if (std::isalnum(c) || std::strchr("/-._~!$&'()*+,;=:@", c) != nullptr) {
+      uri += static_cast<char>(c);
+    } else {
+      uri += absl::StrFormat("%%%02X", c);
+    }
+  }
+  return uri + "?immutable=1";
 }
 
 std::string ColumnText(sqlite3_stmt* s, int col) {
@@ -353,7 +379,18 @@ absl::Status Catalog::Impl::OpenDb(bool ro, int want_dim) {
   int flags = SQLITE_OPEN_NOMUTEX |
               (ro ? SQLITE_OPEN_READONLY
                          : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  std::string name = path;
+  if (ro && InReadOnlyDirWithoutWal(path)) {
+    // A WAL-mode database needs its -shm file even to read; in a directory
+    // nobody can write, it cannot be created. With no -wal file there is
+    // nothing beyond the main file to read, and nobody can change it while
+    // the directory stays read-only: open it as immutable (no locks, no
+    // -shm). A -wal file left by an unclean shutdown keeps the normal
+    // path, which SQLite (>= 3.22) reads when its -shm exists too.
+    name = ImmutableUri(path);
+    flags |= SQLITE_OPEN_URI;
+  }
+  int rc = sqlite3_open_v2(name.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) return Error(rc, "open");
   sqlite3_busy_timeout(db, kBusyTimeoutMs);
   sqlite3_extended_result_codes(db, 1);

@@ -47,8 +47,9 @@ class Catalog {
   // its schema version is newer than this build.
   static absl::StatusOr<std::unique_ptr<Catalog>> Open(const std::string& path,
                                                        int dim);
-  // Read-only: never creates or writes (for validation of a bundle). The
-  // dim is read from the file.
+  // Read-only: never creates or writes (validation of a bundle, serving
+  // from a read-only directory). The dim is read from the file. Every
+  // mutation returns FailedPrecondition.
   static absl::StatusOr<std::unique_ptr<Catalog>> OpenReadOnly(
       const std::string& path);
   ~Catalog();

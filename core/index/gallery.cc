@@ -1,6 +1,7 @@
 #include "core/index/gallery.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -23,6 +24,7 @@ struct Gallery::Impl {
   std::string metric;
   VectorIndexOptions index_options;
   std::string rebuild_reason;
+  bool read_only = false;  // Set once in Open.
   std::unique_ptr<Catalog> catalog;
   std::unique_ptr<VectorIndex> index;  // Set once in Open; thread-safe.
   // Serializes writers so the catalog and the index see the same order.
@@ -32,6 +34,13 @@ struct Gallery::Impl {
   absl::flat_hash_map<std::string, int32_t> label_of ABSL_GUARDED_BY(labels_mu);
 
   std::string IndexPath() const { return absl::StrCat(dir, "/", kIndexFile); }
+
+  absl::Status RefuseIfReadOnly(absl::string_view what) const {
+    if (!read_only) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot ", what, ": the gallery directory ", dir,
+        " is read-only (not writable by the server); searches still work"));
+  }
 
   absl::Status RefreshLabels() {
     ASSIGN_OR_RETURN(std::vector<std::string> names, catalog->LabelNames());
@@ -104,8 +113,24 @@ absl::StatusOr<std::unique_ptr<Gallery>> Gallery::Open(
   m.spec = index_spec;
   m.metric = metric;
   m.index_options = index_options;
-  ASSIGN_OR_RETURN(m.catalog,
-                   Catalog::Open(absl::StrCat(dir, "/", kCatalogFile), dim));
+  // A directory we cannot write (read-only mount, permissions) is served
+  // read-only rather than refused: searches work, mutations are refused.
+  m.read_only = ::access(dir.c_str(), W_OK) != 0;
+  const std::string catalog_path = absl::StrCat(dir, "/", kCatalogFile);
+  if (m.read_only) {
+    ASSIGN_OR_RETURN(m.catalog, Catalog::OpenReadOnly(catalog_path));
+    if (m.catalog->dim() != dim) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(catalog_path, ": catalog holds ", m.catalog->dim(),
+                       "-d embeddings, expected ", dim));
+    }
+    std::fprintf(stderr,
+                 "embedsearch: %s: directory is not writable: serving it "
+                 "read-only (AddImages and RemoveImages are refused)\n",
+                 dir.c_str());
+  } else {
+    ASSIGN_OR_RETURN(m.catalog, Catalog::Open(catalog_path, dim));
+  }
   RETURN_IF_ERROR(m.RefreshLabels());
   ASSIGN_OR_RETURN(std::vector<int64_t> catalog_ids, m.catalog->Ids());
   absl::StatusOr<std::unique_ptr<VectorIndex>> loaded =
@@ -118,6 +143,7 @@ absl::StatusOr<std::unique_ptr<Gallery>> Gallery::Open(
   std::fprintf(stderr, "embedsearch: %s: rebuilding the index: %s\n",
                dir.c_str(), m.rebuild_reason.c_str());
   ASSIGN_OR_RETURN(m.index, m.BuildFromCatalog());
+  if (m.read_only) return gallery;  // The rebuilt index lives in memory only.
   absl::Status saved = gallery->SaveIndex();
   if (!saved.ok()) {
     std::fprintf(stderr, "embedsearch: %s: could not save the index: %s\n",
@@ -129,6 +155,7 @@ absl::StatusOr<std::unique_ptr<Gallery>> Gallery::Open(
 absl::StatusOr<std::vector<int64_t>> Gallery::Add(
     std::vector<CatalogItem> items) {
   Impl& m = *impl_;
+  RETURN_IF_ERROR(m.RefuseIfReadOnly("add images"));
   const int64_t n = static_cast<int64_t>(items.size());
   std::vector<float> vectors;
   vectors.reserve(static_cast<size_t>(n) * m.dim);
@@ -164,6 +191,7 @@ absl::StatusOr<std::vector<int64_t>> Gallery::Add(
 
 absl::StatusOr<int64_t> Gallery::Remove(const std::vector<int64_t>& ids) {
   Impl& m = *impl_;
+  RETURN_IF_ERROR(m.RefuseIfReadOnly("remove images"));
   std::unique_lock lock(m.write_mu);
   ASSIGN_OR_RETURN(int64_t removed, m.catalog->Remove(ids));
   absl::Status unindexed = m.index->Remove(ids);
@@ -240,6 +268,7 @@ std::vector<std::string> Gallery::label_names() const {
 const std::string& Gallery::index_spec() const { return impl_->spec; }
 const std::string& Gallery::metric() const { return impl_->metric; }
 const std::string& Gallery::dir() const { return impl_->dir; }
+bool Gallery::read_only() const { return impl_->read_only; }
 const std::string& Gallery::rebuild_reason() const {
   return impl_->rebuild_reason;
 }

@@ -48,7 +48,8 @@ struct GallerySearchOptions {
 class Gallery {
  public:
   // Opens (creating `dir` and the catalog if missing) catalog.db and
-  // index.faiss in `dir`. If index.faiss is missing, unreadable or does not
+  // index.faiss in `dir`. A `dir` the process cannot write is opened
+  // read-only: Add and Remove return FailedPrecondition, nothing is saved. If index.faiss is missing, unreadable or does not
   // match the catalog, it is rebuilt from the catalog with
   // `index_spec`/`metric` and saved (a failed save is only a warning).
   static absl::StatusOr<std::unique_ptr<Gallery>> Open(
@@ -76,6 +77,8 @@ class Gallery {
   const std::string& index_spec() const;
   const std::string& metric() const;
   const std::string& dir() const;
+  // True when `dir` was not writable at Open (see Open).
+  bool read_only() const;
   // Why the last Open rebuilt the index ("" when index.faiss was used).
   const std::string& rebuild_reason() const;
   // Persists index.faiss (atomically) so the next open needs no rebuild.
