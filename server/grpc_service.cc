@@ -10,7 +10,7 @@
 
 namespace embedsearch {
 
-StopCheck GrpcStopCheck(grpc::ServerContext* context) {
+StopCheck GrpcStopCheck(grpc::ServerContextBase* context) {
   return [context](absl::string_view stage) -> absl::Status {
     const bool past_deadline =
         context->deadline() <= std::chrono::system_clock::now();
@@ -28,9 +28,12 @@ StopCheck GrpcStopCheck(grpc::ServerContext* context) {
 
 GrpcImageSearch::GrpcImageSearch(SearchService* service, std::string token,
                                  LogFormat log_format)
-    : service_(service), token_(std::move(token)), log_format_(log_format) {}
+    : service_(service),
+      token_(std::move(token)),
+      log_format_(log_format),
+      search_queue_(service->compute_slots()) {}
 
-absl::Status GrpcImageSearch::Authorize(grpc::ServerContext* context) const {
+absl::Status GrpcImageSearch::Authorize(grpc::ServerContextBase* context) const {
   const auto& metadata = context->client_metadata();
   auto it = metadata.find("authorization");
   if (it == metadata.end()) return CheckBearerToken(token_, nullptr);
@@ -39,7 +42,7 @@ absl::Status GrpcImageSearch::Authorize(grpc::ServerContext* context) const {
 }
 
 grpc::Status GrpcImageSearch::Finish(const char* method,
-                                     grpc::ServerContext* context,
+                                     grpc::ServerContextBase* context,
                                      absl::Time start,
                                      const absl::Status& status,
                                      absl::string_view detail) {
@@ -60,11 +63,19 @@ grpc::Status GrpcImageSearch::Finish(const char* method,
   }                                                                       \
   return Finish(Method, context, start, status)
 
-grpc::Status GrpcImageSearch::Search(grpc::ServerContext* context,
-                                     const v1::SearchRequest* request,
-                                     v1::SearchResponse* response) {
-  ES_UNARY("Search", false,
-           service_->Search(*request, GrpcStopCheck(context)));
+grpc::ServerUnaryReactor* GrpcImageSearch::Search(
+    grpc::CallbackServerContext* context, const v1::SearchRequest* request,
+    v1::SearchResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::Time start = absl::Now();  // Queueing counts in the latency.
+  // gRPC keeps context, request and response alive until Finish.
+  search_queue_.Submit([this, context, request, response, reactor, start] {
+    absl::StatusOr<v1::SearchResponse> result =
+        service_->Search(*request, GrpcStopCheck(context));
+    if (result.ok()) *response = *std::move(result);
+    reactor->Finish(Finish("Search", context, start, result.status()));
+  });
+  return reactor;
 }
 
 grpc::Status GrpcImageSearch::Encode(grpc::ServerContext* context,

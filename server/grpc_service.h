@@ -8,18 +8,25 @@
 #include "embedsearch/v1/search.grpc.pb.h"
 #include "server/request_log.h"
 #include "server/service.h"
+#include "server/work_queue.h"
 
 namespace embedsearch {
 
-class GrpcImageSearch final : public v1::ImageSearch::Service {
+// Search, the hot path, uses gRPC's callback API and runs on a WorkQueue
+// with one worker per compute slot (why: server/work_queue.h); every other
+// method is a plain sync handler.
+class GrpcImageSearch final
+    : public v1::ImageSearch::WithCallbackMethod_Search<v1::ImageSearch::Service> {
  public:
   // `service` must outlive this object. An empty `token` disables auth.
+  // Destroy only after the grpc::Server has shut down (queued Searches
+  // finish on this object's workers).
   GrpcImageSearch(SearchService* service, std::string token,
                   LogFormat log_format);
 
-  grpc::Status Search(grpc::ServerContext* context,
-                      const v1::SearchRequest* request,
-                      v1::SearchResponse* response) override;
+  grpc::ServerUnaryReactor* Search(grpc::CallbackServerContext* context,
+                                   const v1::SearchRequest* request,
+                                   v1::SearchResponse* response) override;
   grpc::Status SearchStream(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<v1::SearchResponse, v1::SearchRequest>* stream)
@@ -44,20 +51,21 @@ class GrpcImageSearch final : public v1::ImageSearch::Service {
                       v1::ReloadResponse* response) override;
 
  private:
-  absl::Status Authorize(grpc::ServerContext* context) const;
+  absl::Status Authorize(grpc::ServerContextBase* context) const;
   // Logs, records stats and converts the status.
-  grpc::Status Finish(const char* method, grpc::ServerContext* context,
+  grpc::Status Finish(const char* method, grpc::ServerContextBase* context,
                       absl::Time start, const absl::Status& status,
                       absl::string_view detail = {});
 
   SearchService* const service_;
   const std::string token_;
   const LogFormat log_format_;
+  WorkQueue search_queue_;
 };
 
 // The StopCheck of a gRPC call: DEADLINE_EXCEEDED once the deadline has
 // passed, CANCELLED when the client went away.
-StopCheck GrpcStopCheck(grpc::ServerContext* context);
+StopCheck GrpcStopCheck(grpc::ServerContextBase* context);
 
 }  // namespace embedsearch
 

@@ -89,7 +89,7 @@ absl::StatusOr<std::unique_ptr<EmbedSearchServer>> EmbedSearchServer::Start(
     SetHealth(raw, true);
     WriteEventLog(log_format, "bundle_loaded",
                   absl::StrCat("path=", bundle.dir(), " model_version=",
-                               bundle.encoder().model_version(),
+                               bundle.model_version(),
                                " gallery_size=", bundle.gallery().size()));
   });
   WriteEventLog(options.log_format, "listening",

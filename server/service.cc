@@ -180,7 +180,7 @@ absl::StatusOr<v1::SearchResponse> SearchService::Search(
       if (values.size() != dim) {
         return absl::InvalidArgumentError(absl::StrCat(
             "embedding has ", values.size(), " values; this model (",
-            bundle->encoder().model_version(), ") needs exactly ", dim));
+            bundle->model_version(), ") needs exactly ", dim));
       }
       RETURN_IF_ERROR(CheckFinite(values.data(), values.size(), "embedding"));
       std::copy(values.begin(), values.end(), query.begin());
@@ -220,7 +220,7 @@ absl::StatusOr<v1::SearchResponse> SearchService::Search(
   ASSIGN_OR_RETURN(auto results, gallery.Search(query.data(), 1, search));
 
   v1::SearchResponse response;
-  response.set_model_version(bundle->encoder().model_version());
+  response.set_model_version(bundle->model_version());
   if (!results.empty()) {
     for (const GalleryHit& hit : results[0]) FillHit(hit, response.add_hits());
   }
@@ -241,7 +241,7 @@ absl::StatusOr<v1::EncodeResponse> SearchService::Encode(
   bundle->encoder().Encode(input.data(), 1,
                            response.mutable_embedding()->mutable_values()->mutable_data(),
                            /*threads=*/1);
-  response.set_model_version(bundle->encoder().model_version());
+  response.set_model_version(bundle->model_version());
   return response;
 }
 
@@ -297,7 +297,7 @@ absl::StatusOr<v1::AddImagesResponse> SearchService::AddImages(
     item.label = static_cast<int32_t>(it - names.begin());
     item.embedding.assign(embeddings.begin() + static_cast<size_t>(i) * dim,
                           embeddings.begin() + static_cast<size_t>(i + 1) * dim);
-    item.model_version = encoder.model_version();
+    item.model_version = bundle->model_version();
   }
   // Past this point the write is not abandoned on cancellation: Gallery::Add
   // commits to SQLite (durable) before it returns.
@@ -361,7 +361,7 @@ absl::StatusOr<v1::GetInfoResponse> SearchService::GetInfo(
   if (bundle == nullptr) return response;
   const Gallery& gallery = bundle->gallery();
   const EncoderConfig& config = bundle->encoder().config();
-  response.set_model_version(bundle->encoder().model_version());
+  response.set_model_version(bundle->model_version());
   response.set_dim(static_cast<uint32_t>(bundle->encoder().dim()));
   response.set_metric(gallery.metric());
   response.set_index_spec(gallery.index_spec());
@@ -394,7 +394,7 @@ absl::StatusOr<v1::ReloadResponse> SearchService::Reload(
   }
   std::shared_ptr<Bundle> current = bundle();
   v1::ReloadResponse response;
-  response.set_model_version(current->encoder().model_version());
+  response.set_model_version(current->model_version());
   response.set_gallery_size(static_cast<uint64_t>(current->gallery().size()));
   return response;
 }

@@ -56,6 +56,8 @@ class SearchService {
 
   RequestStats& stats() { return stats_; }
   const ServiceOptions& options() const { return options_; }
+  // How many requests compute at once (resolved compute_threads).
+  int compute_slots() const { return slots_.slots(); }
 
   // Every RPC. `stop` is polled between stages (decode, encode, search).
   absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request,

@@ -63,6 +63,9 @@ class Bundle {
 
   const embedsearch::v1::BundleManifest& manifest() const { return manifest_; }
   const Encoder& encoder() const { return *encoder_; }
+  // The encoder's version, checked against model.pb at Load. Use this, not
+  // encoder().model_version(), on hot paths: that one hashes every weight.
+  const std::string& model_version() const { return manifest_.model_version(); }
   Gallery& gallery() { return *gallery_; }
   const Gallery& gallery() const { return *gallery_; }
   const std::string& dir() const { return dir_; }

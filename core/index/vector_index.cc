@@ -31,6 +31,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "core/index/simd_flat_storage.h"
 #include "core/util/file.h"
 #include "core/util/status_macros.h"
 
@@ -265,6 +266,7 @@ struct VectorIndex::Impl {
     }
     ivf = dynamic_cast<faiss::IndexIVF*>(inner);
     hnsw = dynamic_cast<faiss::IndexHNSW*>(inner);
+    UseSimdStorage(hnsw);
     hnsw_transform = outer;
     if (transforms > 1) hnsw = nullptr;  // Rare; FAISS's own search then.
     // Polysemous training (on by default for IVF,PQ from the factory) is
