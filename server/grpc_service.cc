@@ -30,8 +30,7 @@ GrpcImageSearch::GrpcImageSearch(SearchService* service, std::string token,
                                  LogFormat log_format)
     : service_(service),
       token_(std::move(token)),
-      log_format_(log_format),
-      search_queue_(service->compute_slots()) {}
+      log_format_(log_format) {}
 
 absl::Status GrpcImageSearch::Authorize(grpc::ServerContextBase* context) const {
   const auto& metadata = context->client_metadata();
@@ -69,12 +68,12 @@ grpc::ServerUnaryReactor* GrpcImageSearch::Search(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const absl::Time start = absl::Now();  // Queueing counts in the latency.
   // gRPC keeps context, request and response alive until Finish.
-  search_queue_.Submit([this, context, request, response, reactor, start] {
-    absl::StatusOr<v1::SearchResponse> result =
-        service_->Search(*request, GrpcStopCheck(context));
-    if (result.ok()) *response = *std::move(result);
-    reactor->Finish(Finish("Search", context, start, result.status()));
-  });
+  service_->SearchAsync(
+      request, GrpcStopCheck(context),
+      [this, context, response, reactor, start](absl::StatusOr<v1::SearchResponse> result) {
+        if (result.ok()) *response = *std::move(result);
+        reactor->Finish(Finish("Search", context, start, result.status()));
+      });
   return reactor;
 }
 

@@ -8,19 +8,17 @@
 #include "embedsearch/v1/search.grpc.pb.h"
 #include "server/request_log.h"
 #include "server/service.h"
-#include "server/work_queue.h"
 
 namespace embedsearch {
 
-// Search, the hot path, uses gRPC's callback API and runs on a WorkQueue
-// with one worker per compute slot (why: server/work_queue.h); every other
-// method is a plain sync handler.
+// Search, the hot path, uses gRPC's callback API: the handler only queues
+// the query on SearchService's workers (why: server/batch_queue.h), which
+// finish the call. Every other method is a plain sync handler.
 class GrpcImageSearch final
     : public v1::ImageSearch::WithCallbackMethod_Search<v1::ImageSearch::Service> {
  public:
-  // `service` must outlive this object. An empty `token` disables auth.
-  // Destroy only after the grpc::Server has shut down (queued Searches
-  // finish on this object's workers).
+  // `service` must outlive this object and the grpc::Server (queued
+  // Searches finish on its workers). An empty `token` disables auth.
   GrpcImageSearch(SearchService* service, std::string token,
                   LogFormat log_format);
 
@@ -60,7 +58,6 @@ class GrpcImageSearch final
   SearchService* const service_;
   const std::string token_;
   const LogFormat log_format_;
-  WorkQueue search_queue_;
 };
 
 // The StopCheck of a gRPC call: DEADLINE_EXCEEDED once the deadline has

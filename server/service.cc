@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <future>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +13,11 @@
 
 namespace embedsearch {
 namespace {
+
+// Most image queries one encoder call takes. 32 keeps a batch's input and
+// activations in L2 cache while making fc1 a matrix product instead of 32
+// matrix-vector products.
+constexpr size_t kMaxSearchBatch = 32;
 
 // Prefixes a status message with what it is about, keeping the code.
 absl::Status Annotate(const absl::Status& s, absl::string_view what) {
@@ -44,7 +50,9 @@ void FillHit(const GalleryHit& from, v1::Hit* to) {
 SearchService::SearchService(ServiceOptions options)
     : options_(std::move(options)),
       started_(absl::Now()),
-      slots_(options_.compute_threads) {}
+      slots_(options_.compute_threads),
+      search_queue_(slots_.slots(), kMaxSearchBatch,
+                    [this](std::vector<PendingSearch>& batch) { RunSearchBatch(batch); }) {}
 
 absl::Status SearchService::LoadBundle(const std::string& dir) {
   std::unique_lock load_lock(load_mu_);
@@ -129,8 +137,14 @@ absl::Status SearchService::PrepareImage(const Bundle& bundle,
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::SearchResponse> SearchService::Search(
-    const v1::SearchRequest& request, const StopCheck& stop) {
+struct SearchService::PreparedSearch {
+  GallerySearchOptions search;
+  std::vector<float> query;  // dim floats (image queries: after encoding)
+  bool from_image = false;
+};
+
+absl::StatusOr<SearchService::PreparedSearch> SearchService::PrepareSearch(
+    const Bundle& bundle, const v1::SearchRequest& request) const {
   if (request.k() == 0 || request.k() > static_cast<uint32_t>(options_.max_k)) {
     return absl::InvalidArgumentError(
         absl::StrCat("k must be between 1 and ", options_.max_k, "; got ",
@@ -150,11 +164,11 @@ absl::StatusOr<v1::SearchResponse> SearchService::Search(
     return absl::InvalidArgumentError(
         "empty query: set one of image, embedding or id");
   }
-  ASSIGN_OR_RETURN(std::shared_ptr<Bundle> bundle, RequireBundle());
-  const Gallery& gallery = bundle->gallery();
-  const int dim = bundle->encoder().dim();
+  const Gallery& gallery = bundle.gallery();
+  const int dim = bundle.encoder().dim();
 
-  GallerySearchOptions search;
+  PreparedSearch prepared;
+  GallerySearchOptions& search = prepared.search;
   search.k = static_cast<int>(request.k());
   search.nprobe = static_cast<int>(request.nprobe());
   search.ef_search = static_cast<int>(request.ef_search());
@@ -173,14 +187,15 @@ absl::StatusOr<v1::SearchResponse> SearchService::Search(
     }
   }
 
-  std::vector<float> query(dim);
+  std::vector<float>& query = prepared.query;
+  query.resize(dim);
   switch (request.query_case()) {
     case v1::SearchRequest::kEmbedding: {
       const auto& values = request.embedding().values();
       if (values.size() != dim) {
         return absl::InvalidArgumentError(absl::StrCat(
             "embedding has ", values.size(), " values; this model (",
-            bundle->model_version(), ") needs exactly ", dim));
+            bundle.model_version(), ") needs exactly ", dim));
       }
       RETURN_IF_ERROR(CheckFinite(values.data(), values.size(), "embedding"));
       std::copy(values.begin(), values.end(), query.begin());
@@ -204,27 +219,103 @@ absl::StatusOr<v1::SearchResponse> SearchService::Search(
       break;
     }
     case v1::SearchRequest::kImage:
+      prepared.from_image = true;
+      break;
     case v1::SearchRequest::QUERY_NOT_SET:
       break;
   }
 
-  ASSIGN_OR_RETURN(ComputeSlots::Lease lease, slots_.Acquire(stop));
-  if (request.query_case() == v1::SearchRequest::kImage) {
-    std::vector<float> input;
-    RETURN_IF_ERROR(
-        PrepareImage(*bundle, request.image(), "query image", &input, nullptr));
-    RETURN_IF_ERROR(CheckStop(stop, "encoding the query"));
-    bundle->encoder().Encode(input.data(), 1, query.data(), /*threads=*/1);
-  }
-  RETURN_IF_ERROR(CheckStop(stop, "searching the index"));
-  ASSIGN_OR_RETURN(auto results, gallery.Search(query.data(), 1, search));
+  return prepared;
+}
 
+absl::StatusOr<v1::SearchResponse> SearchService::AnswerSearch(
+    const Bundle& bundle, const PreparedSearch& prepared) const {
+  ASSIGN_OR_RETURN(auto results,
+                   bundle.gallery().Search(prepared.query.data(), 1, prepared.search));
   v1::SearchResponse response;
-  response.set_model_version(bundle->model_version());
+  response.set_model_version(bundle.model_version());
   if (!results.empty()) {
     for (const GalleryHit& hit : results[0]) FillHit(hit, response.add_hits());
   }
   return response;
+}
+
+void SearchService::RunSearchBatch(std::vector<PendingSearch>& batch) {
+  const size_t n = batch.size();
+  std::vector<absl::StatusOr<v1::SearchResponse>> results(
+      n, absl::InternalError("search was not run"));
+  auto finish = [&] {
+    for (size_t i = 0; i < n; ++i) batch[i].done(std::move(results[i]));
+  };
+  absl::StatusOr<std::shared_ptr<Bundle>> bundle = RequireBundle();
+  if (!bundle.ok()) {
+    for (auto& result : results) result = bundle.status();
+    return finish();
+  }
+  const Bundle& b = **bundle;
+  const int dim = b.encoder().dim();
+  {
+    // Never gives up (no stop): each query checks its own stop below.
+    absl::StatusOr<ComputeSlots::Lease> lease = slots_.Acquire({});
+    if (!lease.ok()) {
+      for (auto& result : results) result = lease.status();
+      return finish();
+    }
+    std::vector<absl::StatusOr<PreparedSearch>> prepared;
+    prepared.reserve(n);
+    std::vector<float> input;       // the image queries' model input
+    std::vector<size_t> image_of;   // batch index of each image in `input`
+    for (size_t i = 0; i < n; ++i) {
+      prepared.push_back(PrepareSearch(b, *batch[i].request));
+      if (!prepared[i].ok() || !prepared[i]->from_image) continue;
+      absl::Status ready = CheckStop(batch[i].stop, "decoding the query image");
+      if (ready.ok()) {
+        ready = PrepareImage(b, batch[i].request->image(), "query image", &input, nullptr);
+      }
+      if (!ready.ok()) {
+        prepared[i] = ready;
+        continue;
+      }
+      image_of.push_back(i);
+    }
+    if (!image_of.empty()) {
+      const int64_t images = static_cast<int64_t>(image_of.size());
+      int64_t largest = largest_search_batch_.load();
+      while (images > largest &&
+             !largest_search_batch_.compare_exchange_weak(largest, images)) {
+      }
+      std::vector<float> embeddings(image_of.size() * static_cast<size_t>(dim));
+      b.encoder().Encode(input.data(), static_cast<int>(image_of.size()),
+                         embeddings.data(), /*threads=*/1);
+      for (size_t j = 0; j < image_of.size(); ++j) {
+        std::copy_n(embeddings.begin() + j * dim, dim, prepared[image_of[j]]->query.begin());
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (!prepared[i].ok()) {
+        results[i] = prepared[i].status();
+        continue;
+      }
+      absl::Status go = CheckStop(batch[i].stop, "searching the index");
+      results[i] = go.ok() ? AnswerSearch(b, *prepared[i]) : go;
+    }
+  }  // The slot is free before the replies go out.
+  finish();
+}
+
+void SearchService::SearchAsync(const v1::SearchRequest* request, StopCheck stop,
+                                SearchDone done) {
+  search_queue_.Submit({request, std::move(stop), std::move(done)});
+}
+
+absl::StatusOr<v1::SearchResponse> SearchService::Search(
+    const v1::SearchRequest& request, const StopCheck& stop) {
+  std::promise<absl::StatusOr<v1::SearchResponse>> answer;
+  std::future<absl::StatusOr<v1::SearchResponse>> ready = answer.get_future();
+  SearchAsync(&request, stop, [&answer](absl::StatusOr<v1::SearchResponse> result) {
+    answer.set_value(std::move(result));
+  });
+  return ready.get();
 }
 
 absl::StatusOr<v1::EncodeResponse> SearchService::Encode(

@@ -11,6 +11,8 @@
 #ifndef EMBEDSEARCH_SERVER_SERVICE_H_
 #define EMBEDSEARCH_SERVER_SERVICE_H_
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -23,6 +25,7 @@
 #include "core/image/image.h"
 #include "core/index/bundle.h"
 #include "embedsearch/v1/search.pb.h"
+#include "server/batch_queue.h"
 #include "server/compute_slots.h"
 #include "server/stats.h"
 
@@ -56,12 +59,22 @@ class SearchService {
 
   RequestStats& stats() { return stats_; }
   const ServiceOptions& options() const { return options_; }
-  // How many requests compute at once (resolved compute_threads).
-  int compute_slots() const { return slots_.slots(); }
 
   // Every RPC. `stop` is polled between stages (decode, encode, search).
+  //
+  // Searches run on the service's search workers, one per compute slot, in
+  // arrival order; the image queries waiting together are encoded as one
+  // batch (why: server/batch_queue.h). SearchAsync returns at once and
+  // calls `done` on a worker thread; `request` must stay valid until then.
+  // Search blocks until its answer is ready. Do not call either from
+  // inside `done` (a worker waiting for itself).
+  using SearchDone = std::function<void(absl::StatusOr<v1::SearchResponse>)>;
+  void SearchAsync(const v1::SearchRequest* request, StopCheck stop,
+                   SearchDone done);
   absl::StatusOr<v1::SearchResponse> Search(const v1::SearchRequest& request,
                                             const StopCheck& stop = {});
+  // The most image queries encoded in one batch so far.
+  int64_t largest_search_batch() const { return largest_search_batch_.load(); }
   absl::StatusOr<v1::EncodeResponse> Encode(const v1::EncodeRequest& request,
                                             const StopCheck& stop = {});
   absl::StatusOr<v1::AddImagesResponse> AddImages(
@@ -82,6 +95,20 @@ class SearchService {
                             Image* decoded) const;
   absl::Status Swap(std::unique_ptr<Bundle> loaded);
 
+  struct PendingSearch {
+    const v1::SearchRequest* request;
+    StopCheck stop;
+    SearchDone done;
+  };
+  struct PreparedSearch;
+  // Validates `request` and resolves embedding and id queries (an image
+  // query is left for the batch encoder).
+  absl::StatusOr<PreparedSearch> PrepareSearch(const Bundle& bundle,
+                                               const v1::SearchRequest& request) const;
+  absl::StatusOr<v1::SearchResponse> AnswerSearch(const Bundle& bundle,
+                                                  const PreparedSearch& prepared) const;
+  void RunSearchBatch(std::vector<PendingSearch>& batch);
+
   const ServiceOptions options_;
   const absl::Time started_;
   ComputeSlots slots_;
@@ -92,6 +119,9 @@ class SearchService {
   std::function<void(const Bundle&)> listener_ ABSL_GUARDED_BY(mu_);
   // Serialises loads so two Reloads never race to swap.
   std::mutex load_mu_;
+  std::atomic<int64_t> largest_search_batch_{0};
+  // Last: destroyed first, so its workers finish with everything above alive.
+  BatchQueue<PendingSearch> search_queue_;
 };
 
 }  // namespace embedsearch

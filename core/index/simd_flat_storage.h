@@ -5,7 +5,8 @@
 // loop; profiling a 60k HNSW32 search showed it at ~20% of a query's CPU.
 // This subclass of IndexFlat keeps FAISS's data layout (and its on-disk
 // format: write_index sees an IndexFlat) and only replaces the distance
-// computer with one our build vectorizes (AVX2/FMA via Eigen).
+// computer with one our build vectorizes (AVX2/FMA; Eigen when the build
+// targets no AVX2).
 #ifndef EMBEDSEARCH_CORE_INDEX_SIMD_FLAT_STORAGE_H_
 #define EMBEDSEARCH_CORE_INDEX_SIMD_FLAT_STORAGE_H_
 

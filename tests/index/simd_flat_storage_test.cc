@@ -30,20 +30,27 @@ std::vector<float> RandomVectors(int n, unsigned seed) {
 class SimdFlatStorageTest : public ::testing::TestWithParam<faiss::MetricType> {};
 
 TEST_P(SimdFlatStorageTest, DistancesMatchFaissFlat) {
-  const std::vector<float> base = RandomVectors(200, 1);
-  const std::vector<float> query = RandomVectors(1, 2);
-  faiss::IndexFlat reference(kDim, GetParam());
-  SimdFlatStorage simd(kDim, GetParam());
-  reference.add(200, base.data());
-  simd.add(200, base.data());
-  std::unique_ptr<faiss::DistanceComputer> want(reference.get_distance_computer());
-  std::unique_ptr<faiss::DistanceComputer> got(simd.get_distance_computer());
-  want->set_query(query.data());
-  got->set_query(query.data());
-  for (faiss::Index::idx_t i = 0; i < 200; ++i) {
-    EXPECT_NEAR((*got)(i), (*want)(i), 1e-3f * (1 + std::abs((*want)(i)))) << i;
-    EXPECT_NEAR(got->symmetric_dis(i, 199 - i), want->symmetric_dis(i, 199 - i),
-                1e-3f * (1 + std::abs(want->symmetric_dis(i, 199 - i))));
+  // 64 and 72: the AVX2 kernel with and without its 8-wide tail; 10: the
+  // fallback for dims that are not a multiple of 8.
+  for (int dim : {64, 72, 10}) {
+    const std::vector<float> base = RandomVectors(200 * dim / kDim, 1);
+    const std::vector<float> query = RandomVectors(2, 2);  // >= dim floats
+    faiss::IndexFlat reference(dim, GetParam());
+    SimdFlatStorage simd(dim, GetParam());
+    const int n = static_cast<int>(base.size()) / dim;
+    reference.add(n, base.data());
+    simd.add(n, base.data());
+    std::unique_ptr<faiss::DistanceComputer> want(reference.get_distance_computer());
+    std::unique_ptr<faiss::DistanceComputer> got(simd.get_distance_computer());
+    want->set_query(query.data());
+    got->set_query(query.data());
+    for (faiss::Index::idx_t i = 0; i < n; ++i) {
+      EXPECT_NEAR((*got)(i), (*want)(i), 1e-3f * (1 + std::abs((*want)(i))))
+          << "dim " << dim << " item " << i;
+      const float sym = want->symmetric_dis(i, n - 1 - i);
+      EXPECT_NEAR(got->symmetric_dis(i, n - 1 - i), sym, 1e-3f * (1 + std::abs(sym)))
+          << "dim " << dim << " item " << i;
+    }
   }
 }
 

@@ -2,11 +2,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/auth.h"
+#include "server/batch_queue.h"
 #include "server/bundle_path.h"
 #include "server/compute_slots.h"
 #include "server/request_log.h"
@@ -131,6 +137,54 @@ TEST(ServerComputeSlots, QueuedCallGivesUpWithTheStopStatus) {
   });
   EXPECT_TRUE(absl::IsDeadlineExceeded(second.status()));
   EXPECT_EQ(polls, 3);
+}
+
+TEST(BatchQueue, HandlesEveryItemOnceInOrderWithinBoundedBatches) {
+  std::mutex mu;
+  std::vector<int> seen;
+  std::vector<size_t> sizes;
+  std::atomic<bool> release{false};
+  {
+    // One worker, held in its first batch until everything is queued, so
+    // the rest must come in batches of at most 4, in submission order.
+    BatchQueue<int> queue(1, 4, [&](std::vector<int>& batch) {
+      while (!release.load()) std::this_thread::yield();
+      std::unique_lock lock(mu);
+      sizes.push_back(batch.size());
+      seen.insert(seen.end(), batch.begin(), batch.end());
+    });
+    for (int i = 0; i < 11; ++i) queue.Submit(i);
+    release = true;
+  }  // The destructor handles what is still queued.
+  ASSERT_EQ(seen.size(), 11u);
+  for (int i = 0; i < 11; ++i) EXPECT_EQ(seen[i], i);
+  EXPECT_GT(sizes.size(), 1u);
+  for (size_t size : sizes) EXPECT_LE(size, 4u);
+  EXPECT_EQ(*std::max_element(sizes.begin(), sizes.end()), 4u)
+      << "items queued behind a busy worker should be taken together";
+}
+
+TEST(BatchQueue, ManyProducersLoseNothing) {
+  std::atomic<int> handled{0}, sum{0};
+  {
+    BatchQueue<int> queue(2, 8, [&](std::vector<int>& batch) {
+      for (int v : batch) sum += v;
+      handled += static_cast<int>(batch.size());
+    });
+    std::vector<std::thread> producers;
+    for (int t = 0; t < 4; ++t) {
+      producers.emplace_back([&queue, t] {
+        for (int i = 1; i <= 500; ++i) queue.Submit(t * 1000 + i);
+      });
+    }
+    for (auto& p : producers) p.join();
+  }
+  EXPECT_EQ(handled.load(), 2000);
+  int want = 0;
+  for (int t = 0; t < 4; ++t) {
+    for (int i = 1; i <= 500; ++i) want += t * 1000 + i;
+  }
+  EXPECT_EQ(sum.load(), want);
 }
 
 }  // namespace

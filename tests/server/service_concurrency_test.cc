@@ -113,5 +113,57 @@ TEST(ServiceConcurrency, SearchesAddsRemovesAndReloadsInterleaveSafely) {
   EXPECT_EQ(service.bundle()->manifest().model_version(), version_a);
 }
 
+// Concurrent image queries are encoded together in one batch; each caller
+// must still get the answer to its own query: the same hits as when it asks
+// alone (distances equal up to the float rounding of a batched product).
+TEST(ServiceConcurrency, BatchedQueriesEachGetTheirOwnAnswer) {
+  const std::string root = testing::MakeTempDir("service-batching");
+  ASSERT_TRUE(testing::MakeBundle(root + "/a", 23).ok());
+  ServiceOptions options;
+  options.compute_threads = 2;
+  SearchService service(options);
+  ASSERT_TRUE(service.LoadBundle(root + "/a").ok());
+
+  constexpr int kThreads = 16, kQueries = 15;
+  auto query = [](int image) {
+    v1::SearchRequest request;
+    request.set_image(GalleryPng(image));
+    request.set_k(3);
+    return request;
+  };
+  std::vector<std::vector<v1::SearchResponse>> alone(kThreads), together(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kQueries; ++i) {
+      auto response = service.Search(query(t * kQueries + i));
+      ASSERT_TRUE(response.ok()) << response.status();
+      alone[t].push_back(*response);
+    }
+  }
+  EXPECT_EQ(service.largest_search_batch(), 1) << "one caller: nothing to batch";
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kQueries; ++i) {
+        auto response = service.Search(query(t * kQueries + i));
+        together[t].push_back(response.ok() ? *response : v1::SearchResponse());
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_GT(service.largest_search_batch(), 1) << "16 callers should have been batched";
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kQueries; ++i) {
+      const v1::SearchResponse& want = alone[t][i];
+      const v1::SearchResponse& got = together[t][i];
+      ASSERT_EQ(got.hits_size(), want.hits_size()) << "thread " << t << " query " << i;
+      for (int h = 0; h < want.hits_size(); ++h) {
+        EXPECT_EQ(got.hits(h).id(), want.hits(h).id()) << "thread " << t << " query " << i;
+        EXPECT_NEAR(got.hits(h).distance(), want.hits(h).distance(), 1e-4)
+            << "thread " << t << " query " << i;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace embedsearch
