@@ -22,9 +22,13 @@ trap 'kill $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true
 client=("$build/client/embedsearch-client" --server "127.0.0.1:$port")
 wait_serving "$server_pid" "${client[@]}"
 
+# The server's CPU seconds (user + system, all threads) so far.
+server_cpu() { awk -v tck="$(getconf CLK_TCK)" '{print ($14 + $15) / tck}' "/proc/$server_pid/stat"; }
 for c in "${levels[@]}"; do
-  "${client[@]}" bench --concurrency "$c" --duration "$seconds" --warmup $((2 * c)) \
-    --json >"$tmp/grpc-$c.json"
+  "${client[@]}" bench --concurrency "$c" --duration 0.5 --warmup $((2 * c)) >/dev/null
+  before=$(server_cpu)
+  "${client[@]}" bench --concurrency "$c" --duration "$seconds" --json >"$tmp/grpc-$c.json"
+  echo "$before $(server_cpu)" >"$tmp/server-cpu-$c"
 done
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
 kill -TERM $server_pid; wait $server_pid || true
@@ -40,15 +44,22 @@ for line in open(f"{tmp}/inproc.json"):
         r = json.loads(line); inproc[str(r["concurrency"])] = r
 print(f"Bundle `{bundle}`, k=10, Fashion-MNIST test images as PNG queries, {seconds} s per level, "
       "server and client on one 2-core machine.\n")
-print("| concurrency | gRPC req/s | gRPC p50 ms | gRPC p99 ms | errors | in-process req/s | in-process p50 ms | in-process p99 ms | gRPC / in-process |")
-print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| concurrency | gRPC req/s | gRPC p50 ms | gRPC p99 ms | errors | in-process req/s | in-process p50 ms | in-process p99 ms | gRPC / in-process | CPU ms/query: server (gRPC) | client | in-process |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for c in levels:
     g = json.load(open(f"{tmp}/grpc-{c}.json")); i = inproc[c]
     errors = sum(g["errors"].values()) + sum(i["errors"].values())
     gl, il = g["latency_ms"], i["latency_ms"]
+    before, after = map(float, open(f"{tmp}/server-cpu-{c}").read().split())
+    server_ms = 1000 * (after - before) / max(1, g["requests"])
+    client_ms = 1000 * g["cpu_seconds"] / max(1, g["requests"])
+    inproc_ms = 1000 * i["cpu_seconds"] / max(1, i["requests"])
     print(f"| {c} | {g['throughput_rps']:.0f} | {gl['p50']:.2f} | {gl['p99']:.2f} | {errors} | "
-          f"{i['throughput_rps']:.0f} | {il['p50']:.2f} | {il['p99']:.2f} | {g['throughput_rps']/i['throughput_rps']:.0%} |")
-print(f"\nServer peak RSS (VmHWM) over the run: {rss_kb/1024:.0f} MiB.")
+          f"{i['throughput_rps']:.0f} | {il['p50']:.2f} | {il['p99']:.2f} | {g['throughput_rps']/i['throughput_rps']:.0%} | "
+          f"{server_ms:.3f} | {client_ms:.3f} | {inproc_ms:.3f} |")
+print(f"\nServer peak RSS (VmHWM) over the run: {rss_kb/1024:.0f} MiB. CPU ms/query: user + system CPU "
+      "of each process during the level divided by its queries; server minus in-process is what gRPC "
+      "costs the server, the client column what the load generator takes from the same 2 cores.")
 PY
 {
   echo "## Search: gRPC vs in-process"

@@ -41,6 +41,7 @@ BenchResult RunLevel(SearchService& service,
   std::atomic<int64_t> next{0};
   std::vector<std::vector<double>> latencies(concurrency);
   std::vector<std::map<std::string, int64_t>> errors(concurrency);
+  const double cpu_before = ProcessCpuSeconds();
   const absl::Time start = absl::Now();
   const absl::Time stop_at = start + absl::Seconds(duration);
   std::vector<std::thread> threads;
@@ -68,6 +69,7 @@ BenchResult RunLevel(SearchService& service,
   result.concurrency = concurrency;
   result.k = k;
   result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  result.cpu_seconds = ProcessCpuSeconds() - cpu_before;
   std::vector<double> all;
   for (int t = 0; t < concurrency; ++t) {
     all.insert(all.end(), latencies[t].begin(), latencies[t].end());

@@ -1,5 +1,7 @@
 #include "client/bench.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -152,6 +154,13 @@ class LoadRun {
 
 }  // namespace
 
+double ProcessCpuSeconds() {
+  struct rusage usage;
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 double Percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
   // Nearest rank: the smallest value with at least p% of values <= it.
@@ -193,11 +202,13 @@ absl::StatusOr<BenchResult> RunBench(const ClientOptions& client,
   }
   LoadRun run(client, stubs, queries, options, options.requests,
               absl::Seconds(options.duration_seconds), /*record=*/true);
+  const double cpu_before = ProcessCpuSeconds();
   run.Run(options.requests > 0
               ? static_cast<int>(std::min<int64_t>(options.concurrency,
                                                    options.requests))
               : options.concurrency);
   BenchResult result = run.Result();
+  result.cpu_seconds = ProcessCpuSeconds() - cpu_before;
   result.concurrency = options.concurrency;
   result.channels = options.channels;
   result.k = options.k;
@@ -252,6 +263,7 @@ std::string BenchResultJson(const BenchResult& r) {
       ", \"k\": ", r.k, ", \"requests\": ", r.completed, ", \"ok\": ", r.ok,
       ", \"errors\": {", errors, "}, \"seconds\": ", JsonNumber(r.seconds),
       ", \"throughput_rps\": ", JsonNumber(r.throughput),
+      ", \"cpu_seconds\": ", JsonNumber(r.cpu_seconds),
       ", \"latency_ms\": {\"p50\": ", JsonNumber(r.p50_ms),
       ", \"p90\": ", JsonNumber(r.p90_ms), ", \"p99\": ", JsonNumber(r.p99_ms),
       ", \"max\": ", JsonNumber(r.max_ms), ", \"mean\": ", JsonNumber(r.mean_ms),

@@ -34,6 +34,9 @@ struct BenchResult {
   std::string first_error;                // the first error's one-line form
   double seconds = 0;                     // wall time of the measured part
   double throughput = 0;                  // completed calls per second
+  // CPU time (user + system, all threads) of this process during the
+  // measured part: with the server's, it splits a query's cost by side.
+  double cpu_seconds = 0;
   // Latency of successful calls, in milliseconds.
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0, mean_ms = 0;
 };
@@ -49,6 +52,9 @@ absl::StatusOr<BenchResult> RunBench(const ClientOptions& client,
 // encoded as PNG once, up front.
 absl::StatusOr<std::vector<std::string>> LoadFashionMnistQueries(
     const std::string& dir, int count);
+
+// User + system CPU seconds of this process so far (all threads).
+double ProcessCpuSeconds();
 
 // Percentile (0..100) of `sorted` values by nearest rank; 0 when empty.
 double Percentile(const std::vector<double>& sorted, double p);
