@@ -64,7 +64,7 @@ PY
 {
   echo "## Search: gRPC vs in-process"
   echo
-  echo "Command: \`bench/search_compare.sh $bundle $build $seconds\`"
+  echo "Command: \`bench/search_compare.sh $bundle $build $seconds\` (run $(date -u +%F) on $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed "s/^ *//"))"
   echo
   cat "$tmp/table.md"
 } | tee "$out"
