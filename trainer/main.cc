@@ -34,7 +34,9 @@ ABSL_FLAG(int64_t, test_limit, 0, "Use only the first N test images (0: all)");
 ABSL_FLAG(std::string, loss, "triplet",
           "triplet | cosine | hinge-embedding | hinge | log | square-square "
           "(also nll, perceptron)");
-ABSL_FLAG(std::string, mining, "all", "all (batch-all) | batch-hard | semi-hard");
+ABSL_FLAG(std::string, mining, "",
+          "all (batch-all) | batch-hard | semi-hard; default: semi-hard for cosine and "
+          "hinge-embedding, all for the other losses");
 ABSL_FLAG(double, margin, kDefaults.margin,
           "Loss margin (negative: the loss's default: triplet 0.2, cosine 0.5, "
           "hinge-embedding 1.0, hinge 0.2, square-square 1.0)");
@@ -125,9 +127,13 @@ int main(int argc, char** argv) {
   absl::StatusOr<EmbeddingLossKind> loss = ParseEmbeddingLossKind(absl::GetFlag(FLAGS_loss));
   if (!loss.ok()) return Fail(absl::StrCat("--loss: ", loss.status().message()), 2);
   o.loss = *loss;
-  absl::StatusOr<Mining> mining = ParseMining(absl::GetFlag(FLAGS_mining));
-  if (!mining.ok()) return Fail(absl::StrCat("--mining: ", mining.status().message()), 2);
-  o.mining = *mining;
+  if (absl::GetFlag(FLAGS_mining).empty()) {
+    o.mining = DefaultMining(o.loss);
+  } else {
+    absl::StatusOr<Mining> mining = ParseMining(absl::GetFlag(FLAGS_mining));
+    if (!mining.ok()) return Fail(absl::StrCat("--mining: ", mining.status().message()), 2);
+    o.mining = *mining;
+  }
   o.margin = absl::GetFlag(FLAGS_margin);
   o.p = absl::GetFlag(FLAGS_p);
   o.swap = absl::GetFlag(FLAGS_swap);

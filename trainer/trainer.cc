@@ -526,6 +526,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
       NormalizePixels(batch_pixels.data(), static_cast<int>(batch * pixels),
                       encoder->config().normalization, batch_input.data());
       encoder->ZeroGrad();
+      encoder->SeedDropout(o.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(global_step));
       encoder->Forward(batch_input.data(), batch, embeddings.data(), true);
       EmbeddingLossOptions lo = loss_options;
       if (global_step < mining_warmup) lo.mining = Mining::kAll;

@@ -96,6 +96,10 @@ struct TrainerOptions {
 // bound for negatives), hinge-embedding 1.0, hinge 0.2, square-square 1.0,
 // the others 0.2 (log, nll and perceptron have no margin).
 double DefaultMargin(EmbeddingLossKind kind);
+// The mining each loss trains best with when --mining is not given: the pair
+// losses (cosine, hinge-embedding) semi-hard, everything else batch-all.
+// Measured: bench/results/trainer.md.
+Mining DefaultMining(EmbeddingLossKind kind);
 // options.margin, or DefaultMargin(options.loss) when it is negative.
 double EffectiveMargin(const struct TrainerOptions& options);
 

@@ -179,6 +179,10 @@ std::vector<const Parameter*> Encoder::parameters() const {
   return out;
 }
 
+void Encoder::SeedDropout(uint64_t seed) {
+  impl_->dropout_rng = nn::Rng(seed ^ 0xD50F0A7D15EA5E5Dull);
+}
+
 void Encoder::ZeroGrad() {
   for (auto& p : impl_->params) std::fill(p->grad.begin(), p->grad.end(), 0.0f);
 }

@@ -94,6 +94,10 @@ class Encoder {
   void Forward(const float* input, int n, float* output, bool training);
   void Backward(const float* grad_output);
   void ZeroGrad();
+  // Restarts the dropout mask generator from `seed`. The trainer seeds it
+  // per step (from --seed and the step number), so a resumed run draws the
+  // same masks as an uninterrupted one without checkpointing RNG state.
+  void SeedDropout(uint64_t seed);
   // Threads for Forward/Backward (default 1; 0 = the OpenMP default).
   void set_threads(int threads);
   int threads() const;

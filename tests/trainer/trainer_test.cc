@@ -131,6 +131,29 @@ TEST(Trainer, ShortRunLowersLossAndBeatsRawPixelNearestNeighbour) {
   EXPECT_NE(map->find("Ankle boot"), std::string::npos);
 }
 
+// Dropout masks are drawn from a generator seeded per step, so a resumed
+// run with dropout (and a non-default encoder shape) is bit-equal too.
+TEST(Trainer, StoppedAndResumedRunWithDropoutEqualsUninterruptedRun) {
+  auto options = [](const std::string& name) {
+    TrainerOptions o = SmallRun(name);
+    o.dropout = 0.3;
+    o.conv_channels = {16, 32};
+    return o;
+  };
+  TrainerOptions straight = options("dropout-straight");
+  ASSERT_TRUE(Train(straight).ok());
+  TrainerOptions split = options("dropout-split");
+  split.stop_after_steps = 13;
+  ASSERT_EQ(Train(split).status().code(), absl::StatusCode::kCancelled);
+  split.stop_after_steps = 0;
+  split.resume = true;
+  ASSERT_TRUE(Train(split).ok());
+  std::unique_ptr<Encoder> wa = ModelFromCheckpoint(straight.work_dir);
+  std::unique_ptr<Encoder> wb = ModelFromCheckpoint(split.work_dir);
+  EXPECT_EQ(wa->config().conv_channels, (std::vector<int>{16, 32}));
+  EXPECT_EQ(wa->ToBytes(), wb->ToBytes());
+}
+
 TEST(Trainer, StoppedAndResumedRunEqualsUninterruptedRun) {
   TrainerOptions straight = SmallRun("straight");
   absl::StatusOr<TrainResult> a = Train(straight);
@@ -210,6 +233,17 @@ TEST(Trainer, ExportedBundleLoadsAndEncodesLikeTheTrainer) {
   EXPECT_EQ((*hits)[0][0].id, 42);
 }
 
+TEST(TrainerOptions, PairLossesDefaultToSemiHardMiningAndTheirOwnMargins) {
+  EXPECT_EQ(DefaultMining(EmbeddingLossKind::kCosine), Mining::kSemiHard);
+  EXPECT_EQ(DefaultMining(EmbeddingLossKind::kHingeEmbedding), Mining::kSemiHard);
+  EXPECT_EQ(DefaultMining(EmbeddingLossKind::kTriplet), Mining::kAll);
+  TrainerOptions o;
+  o.loss = EmbeddingLossKind::kCosine;
+  EXPECT_DOUBLE_EQ(EffectiveMargin(o), DefaultMargin(EmbeddingLossKind::kCosine));
+  o.margin = 0.3;
+  EXPECT_DOUBLE_EQ(EffectiveMargin(o), 0.3);
+}
+
 TEST(TrainerOptions, BadValuesNameTheFlag) {
   struct Case {
     void (*mutate)(TrainerOptions*);
@@ -226,6 +260,10 @@ TEST(TrainerOptions, BadValuesNameTheFlag) {
       {[](TrainerOptions* o) { o->work_dir = ""; }, "--work_dir"},
       {[](TrainerOptions* o) { o->weight_decay = -1; }, "--weight-decay"},
       {[](TrainerOptions* o) { o->train_limit = -5; }, "--train_limit"},
+      {[](TrainerOptions* o) { o->conv_channels = {}; }, "--conv"},
+      {[](TrainerOptions* o) { o->conv_channels = {32, 0}; }, "--conv"},
+      {[](TrainerOptions* o) { o->conv_channels = {8, 8, 8, 8, 8}; }, "--conv"},
+      {[](TrainerOptions* o) { o->dropout = 1; }, "--dropout"},
   };
   for (const Case& c : cases) {
     TrainerOptions o;
@@ -237,6 +275,9 @@ TEST(TrainerOptions, BadValuesNameTheFlag) {
   }
   TrainerOptions ok;
   ok.work_dir = "w";
+  EXPECT_TRUE(ValidateTrainerOptions(ok).ok());
+  ok.conv_channels = {16, 32, 64};
+  ok.dropout = 0.25;
   EXPECT_TRUE(ValidateTrainerOptions(ok).ok());
   EXPECT_EQ(ParseLrSchedule("linear").status().code(),
             absl::StatusCode::kInvalidArgument);
