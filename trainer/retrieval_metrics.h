@@ -31,6 +31,15 @@ struct RetrievalMetrics {
   double map_at_r = 0;
 };
 
+// One query's contribution to the metrics, from its ranked neighbour labels
+// (nearest first); arguments as for RetrievalMetricsAccumulator::AddQuery.
+struct QueryScores {
+  bool hit_at_1 = false, hit_at_5 = false, hit_at_10 = false;
+  double average_precision_at_r = 0;
+};
+QueryScores ScoreQuery(int32_t query_label, const int32_t* ranked_labels,
+                       int64_t ranked_count, int64_t relevant_count);
+
 // Accumulates metrics one query at a time from its ranked neighbour labels
 // (nearest first). `relevant_count` is R, the number of gallery items with
 // the query's label; `ranked_labels` must hold at least min(R, 10) labels
@@ -39,6 +48,7 @@ class RetrievalMetricsAccumulator {
  public:
   void AddQuery(int32_t query_label, const int32_t* ranked_labels,
                 int64_t ranked_count, int64_t relevant_count);
+  void Add(const QueryScores& scores);
   RetrievalMetrics Result() const;
 
  private:
@@ -50,14 +60,15 @@ class RetrievalMetricsAccumulator {
 };
 
 struct RetrievalEvalOptions {
-  int query_block = 256;  // default: queries per FAISS search call (bounds
-                          // memory: block * R_max * 12 bytes)
+  int query_block = 64;   // default: queries per distance block (bounds
+                          // memory: block * gallery size * 4 bytes)
   int threads = 0;        // default: 0 = OpenMP default
 };
 
-// Exact search (faiss::IndexFlatL2, squared L2) of `queries` (nq * dim)
-// against `gallery` (ng * dim) and the metrics above. Each query retrieves
-// max(10, R) neighbours so mAP@R is exact. Errors: InvalidArgument for
+// Exact search (squared L2 distances from faiss::pairwise_L2sqr) of
+// `queries` (nq * dim) against `gallery` (ng * dim) and the metrics above.
+// Each query ranks its max(10, R) nearest (ties in gallery order), so mAP@R
+// is exact. Errors: InvalidArgument for
 // empty inputs, dim <= 0 or label counts that do not match.
 absl::StatusOr<RetrievalMetrics> EvaluateRetrieval(
     const float* gallery, const std::vector<int32_t>& gallery_labels,

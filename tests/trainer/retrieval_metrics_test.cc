@@ -1,6 +1,10 @@
 #include "trainer/retrieval_metrics.h"
 
+#include <map>
+#include <random>
 #include <vector>
+
+#include "faiss/IndexFlat.h"
 
 #include "gtest/gtest.h"
 
@@ -87,4 +91,48 @@ TEST(RetrievalMetrics, JsonHasEveryField) {
 }
 
 }  // namespace
+// The fast path (FAISS distances, nth_element + sort of the R nearest)
+// against the straightforward one: IndexFlatL2::search with k = max(10, R).
+TEST(RetrievalMetrics, MatchesFaissFlatSearchWithKEqualToR) {
+  const int dim = 8, ng = 1500, nq = 200;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  std::vector<float> gallery(ng * dim), queries(nq * dim);
+  std::vector<int32_t> gallery_labels(ng), query_labels(nq);
+  for (int i = 0; i < ng; ++i) {
+    gallery_labels[i] = i % 5;
+    for (int d = 0; d < dim; ++d) gallery[i * dim + d] = normal(rng) + (d == i % 5 ? 2.f : 0.f);
+  }
+  for (int i = 0; i < nq; ++i) {
+    query_labels[i] = (i * 3) % 5;
+    for (int d = 0; d < dim; ++d) {
+      queries[i * dim + d] = normal(rng) + (d == query_labels[i] ? 2.f : 0.f);
+    }
+  }
+  absl::StatusOr<RetrievalMetrics> fast = EvaluateRetrieval(
+      gallery.data(), gallery_labels, queries.data(), query_labels, dim,
+      {.query_block = 64, .threads = 2});
+  ASSERT_TRUE(fast.ok()) << fast.status();
+
+  const int64_t k = 300;  // R: 1500 items over 5 labels
+  faiss::IndexFlatL2 index(dim);
+  index.add(ng, gallery.data());
+  std::vector<float> distances(nq * k);
+  std::vector<faiss::Index::idx_t> ids(nq * k);
+  index.search(nq, queries.data(), k, distances.data(), ids.data());
+  RetrievalMetricsAccumulator reference;
+  std::vector<int32_t> ranked(k);
+  for (int q = 0; q < nq; ++q) {
+    for (int j = 0; j < k; ++j) ranked[j] = gallery_labels[ids[q * k + j]];
+    reference.AddQuery(query_labels[q], ranked.data(), k, 300);
+  }
+  const RetrievalMetrics want = reference.Result();
+  EXPECT_GT(want.map_at_r, 0.2);  // a non-trivial ranking to compare
+  EXPECT_LT(want.map_at_r, 0.95);
+  EXPECT_NEAR(fast->precision_at_1, want.precision_at_1, 1e-12);
+  EXPECT_NEAR(fast->recall_at_5, want.recall_at_5, 1e-12);
+  EXPECT_NEAR(fast->recall_at_10, want.recall_at_10, 1e-12);
+  EXPECT_NEAR(fast->map_at_r, want.map_at_r, 1e-9);
+}
+
 }  // namespace embedsearch
