@@ -41,8 +41,8 @@ for p in "${pids[@]}"; do wait "$p"; done
   echo "## Training: every loss on Fashion-MNIST"
   echo
   echo "Command: \`bench/trainer_losses.sh $build $root ${losses[*]}\` ($(date -u '+%Y-%m-%d') UTC, $(nproc) cores; two runs at a time, one thread each)."
-  echo "Each row: the default recipe (6 epochs, PK 10x16, Adam 2e-3 cosine, augmentation, batch-all mining) with only"
-  echo "\`--loss\` changed (margins are each loss's default, see docs/training.md). Metrics: 10k test queries against the"
+  echo "Each row: the default recipe (10 epochs, PK 10x16, Adam 2e-3 cosine, augmentation) with only \`--loss\` changed;"
+  echo "margins and mining are each loss's default (docs/training.md). Metrics: 10k test queries against the"
   echo "60k train gallery, exact search, after the last epoch. Points of comparison: raw-pixel 1-NN ~0.85; triplet CNNs"
   echo "in the literature 0.876-0.904."
   echo

@@ -45,7 +45,7 @@ absl::string_view OptimizerKindName(OptimizerKind k) {
 double DefaultMargin(EmbeddingLossKind kind) {
   switch (kind) {
     case EmbeddingLossKind::kCosine: return 0.7;
-    case EmbeddingLossKind::kHingeEmbedding: return 1.0;
+    case EmbeddingLossKind::kHingeEmbedding: return 0.4;
     case EmbeddingLossKind::kMarginSquareSquare: return 1.0;
     default: return 0.2;
   }

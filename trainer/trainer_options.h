@@ -63,7 +63,7 @@ struct TrainerOptions {
   int images_per_class = 16;   // default K = 16 (batch of 160)
 
   // Optimisation.
-  int epochs = 6;                                  // default 6
+  int epochs = 10;                                 // default 10
   OptimizerKind optimizer = OptimizerKind::kAdam;  // default adam
   double lr = 2e-3;                                // default 2e-3
   double momentum = 0.9;                           // default 0.9 (sgd)
