@@ -5,9 +5,10 @@
 // meant a futex wake-up and extra context switches per query, and waiters
 // were not served in arrival order (p99 = queueing luck). Now N workers
 // (one per compute slot) take queued queries in arrival order, without
-// sleeping while there is work, and each takes everything queued (up to
-// max_batch) at once so the encoder runs one batch instead of N single
-// images. Nothing waits to fill a batch: an idle server answers at once.
+// sleeping while there is work, and each takes an even share of what is
+// queued (at most max_batch) so the encoder runs one batch instead of many
+// single images. Nothing waits to fill a batch: an idle server answers at
+// once.
 #ifndef EMBEDSEARCH_SERVER_BATCH_QUEUE_H_
 #define EMBEDSEARCH_SERVER_BATCH_QUEUE_H_
 

@@ -28,9 +28,7 @@ StopCheck GrpcStopCheck(grpc::ServerContextBase* context) {
 
 GrpcImageSearch::GrpcImageSearch(SearchService* service, std::string token,
                                  LogFormat log_format)
-    : service_(service),
-      token_(std::move(token)),
-      log_format_(log_format) {}
+    : service_(service), token_(std::move(token)), log_format_(log_format) {}
 
 absl::Status GrpcImageSearch::Authorize(grpc::ServerContextBase* context) const {
   const auto& metadata = context->client_metadata();

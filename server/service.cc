@@ -14,9 +14,10 @@
 namespace embedsearch {
 namespace {
 
-// Most image queries one encoder call takes. 32 keeps a batch's input and
-// activations in L2 cache while making fc1 a matrix product instead of 32
-// matrix-vector products.
+// Most queries one search worker takes at once (it encodes their images in
+// one call, so fc1 is a matrix product instead of one matrix-vector product
+// per query). A bound on one batch's latency and scratch memory; with two
+// workers sharing the queue it binds only above 64 queued queries.
 constexpr size_t kMaxSearchBatch = 32;
 
 // Prefixes a status message with what it is about, keeping the code.

@@ -38,8 +38,8 @@ ABSL_FLAG(std::string, mining, "",
           "all (batch-all) | batch-hard | semi-hard; default: semi-hard for cosine and "
           "hinge-embedding, all for the other losses");
 ABSL_FLAG(double, margin, kDefaults.margin,
-          "Loss margin (negative: the loss's default: triplet 0.2, cosine 0.5, "
-          "hinge-embedding 1.0, hinge 0.2, square-square 1.0)");
+          "Loss margin (negative: the loss's default: triplet 0.2, cosine 0.7, "
+          "hinge-embedding 0.4, hinge 0.2, square-square 1.0)");
 ABSL_FLAG(double, p, kDefaults.p, "Norm of the pair distance (>= 1)");
 ABSL_FLAG(bool, swap, kDefaults.swap, "Triplet distance swap");
 ABSL_FLAG(bool, squared_energy, kDefaults.squared_energy,
@@ -51,7 +51,7 @@ ABSL_FLAG(int64_t, mining_warmup_steps, kDefaults.mining_warmup_steps,
 ABSL_FLAG(int, dim, kDefaults.dim, "Embedding dimension");
 ABSL_FLAG(bool, batch_norm, kDefaults.batch_norm, "Batch norm after each conv");
 ABSL_FLAG(int, hidden, kDefaults.hidden, "Hidden units of the fully connected layer");
-ABSL_FLAG(std::string, conv, "32,64",
+ABSL_FLAG(std::string, conv, absl::StrJoin(kDefaults.conv_channels, ","),
           "Conv widths, comma-separated; each conv is followed by a 2x2 max-pool");
 ABSL_FLAG(double, dropout, kDefaults.dropout, "Dropout after the hidden layer (0: off)");
 ABSL_FLAG(int, classes_per_batch, kDefaults.classes_per_batch, "P of PK batches");

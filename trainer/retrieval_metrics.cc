@@ -3,9 +3,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <memory>
-#include <cstring>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"

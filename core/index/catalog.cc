@@ -441,12 +441,12 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path,
 }
 
 absl::StatusOr<std::unique_ptr<Catalog>> Catalog::OpenReadOnly(
-    const std::string& path) {
+    const std::string& path, int expected_dim) {
   std::unique_ptr<Catalog> catalog(new Catalog());
   Impl* impl = catalog->impl_.get();
   impl->path = path;
   std::unique_lock lock(impl->mu);
-  RETURN_IF_ERROR(impl->OpenDb(/*ro=*/true, 0));
+  RETURN_IF_ERROR(impl->OpenDb(/*ro=*/true, expected_dim));
   return catalog;
 }
 

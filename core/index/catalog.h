@@ -48,10 +48,11 @@ class Catalog {
   static absl::StatusOr<std::unique_ptr<Catalog>> Open(const std::string& path,
                                                        int dim);
   // Read-only: never creates or writes (validation of a bundle, serving
-  // from a read-only directory). The dim is read from the file. Every
+  // from a read-only directory). The dim is read from the file and, when
+  // `expected_dim` > 0, must match it (InvalidArgument, as for Open). Every
   // mutation returns FailedPrecondition.
   static absl::StatusOr<std::unique_ptr<Catalog>> OpenReadOnly(
-      const std::string& path);
+      const std::string& path, int expected_dim = 0);
   ~Catalog();
   Catalog(const Catalog&) = delete;
   Catalog& operator=(const Catalog&) = delete;

@@ -118,12 +118,7 @@ absl::StatusOr<std::unique_ptr<Gallery>> Gallery::Open(
   m.read_only = ::access(dir.c_str(), W_OK) != 0;
   const std::string catalog_path = absl::StrCat(dir, "/", kCatalogFile);
   if (m.read_only) {
-    ASSIGN_OR_RETURN(m.catalog, Catalog::OpenReadOnly(catalog_path));
-    if (m.catalog->dim() != dim) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(catalog_path, ": catalog holds ", m.catalog->dim(),
-                       "-d embeddings, expected ", dim));
-    }
+    ASSIGN_OR_RETURN(m.catalog, Catalog::OpenReadOnly(catalog_path, dim));
     std::fprintf(stderr,
                  "embedsearch: %s: directory is not writable: serving it "
                  "read-only (AddImages and RemoveImages are refused)\n",

@@ -66,7 +66,6 @@ class SimdDistanceComputer : public faiss::FlatCodesDistanceComputer {
  public:
   SimdDistanceComputer(const faiss::IndexFlat& storage, bool inner_product)
       : faiss::FlatCodesDistanceComputer(storage.codes.data(), storage.code_size),
-        xb_(storage.get_xb()),
         d_(static_cast<int>(storage.d)),
         inner_product_(inner_product) {}
 
@@ -77,15 +76,17 @@ class SimdDistanceComputer : public faiss::FlatCodesDistanceComputer {
   }
 
   float symmetric_dis(idx_t i, idx_t j) override {
-    return Distance(xb_ + i * d_, xb_ + j * d_);
+    return Distance(Vector(i), Vector(j));
   }
 
  private:
+  const float* Vector(idx_t i) const {
+    return reinterpret_cast<const float*>(codes + i * code_size);
+  }
   float Distance(const float* a, const float* b) const {
     return inner_product_ ? Dot(a, b, d_) : L2Squared(a, b, d_);
   }
 
-  const float* xb_;
   const int d_;
   const bool inner_product_;
   const float* query_ = nullptr;
