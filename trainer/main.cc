@@ -37,6 +37,10 @@ ABSL_FLAG(std::string, loss, "triplet",
 ABSL_FLAG(std::string, mining, "",
           "all (batch-all) | batch-hard | semi-hard; default: semi-hard for cosine and "
           "hinge-embedding, all for the other losses");
+ABSL_FLAG(std::string, answers, "batch",
+          "What nll/hinge/log/square-square/perceptron compare an image with: batch (the "
+          "other images of its batch, chosen by --mining) | classes (one learned vector "
+          "per class: the energy-based classifier; needs no mining)");
 ABSL_FLAG(double, margin, kDefaults.margin,
           "Loss margin (negative: the loss's default: triplet 0.2, cosine 0.7, "
           "hinge-embedding 0.4, hinge 0.2, square-square 1.0)");
@@ -134,6 +138,9 @@ int main(int argc, char** argv) {
     if (!mining.ok()) return Fail(absl::StrCat("--mining: ", mining.status().message()), 2);
     o.mining = *mining;
   }
+  absl::StatusOr<AnswerSet> answers = ParseAnswerSet(absl::GetFlag(FLAGS_answers));
+  if (!answers.ok()) return Fail(std::string(answers.status().message()), 2);
+  o.answers = *answers;
   o.margin = absl::GetFlag(FLAGS_margin);
   o.p = absl::GetFlag(FLAGS_p);
   o.swap = absl::GetFlag(FLAGS_swap);

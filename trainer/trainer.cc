@@ -22,11 +22,13 @@
 #include "core/data/preprocess.h"
 #include "core/data/rng.h"
 #include "core/index/bundle.h"
+#include "core/loss/class_energy_loss.h"
 #include "core/loss/embedding_loss.h"
 #include "core/nn/optimizer.h"
 #include "core/util/file.h"
 #include "core/util/status_macros.h"
 #include "trainer/checkpoint.h"
+#include "trainer/class_vectors.h"
 #include "trainer/collapse_detector.h"
 #include "trainer/plots.h"
 #include "trainer/progress.h"
@@ -68,17 +70,20 @@ std::string Fingerprint(const TrainerOptions& o) {
   return absl::StrFormat(
       "data=%s train_limit=%d loss=%s mining=%s margin=%.17g p=%.17g swap=%d "
       "squared=%d beta=%.17g dim=%d bn=%d hidden=%d conv=%s dropout=%.17g P=%d K=%d optimizer=%s seed=%d "
-      "augment=%d",
+      "augment=%d answers=%s",
       o.data, o.train_limit, EmbeddingLossKindName(o.loss),
       MiningName(o.mining), EffectiveMargin(o), o.p, o.swap, o.squared_energy, o.beta, o.dim,
       o.batch_norm, o.hidden, absl::StrJoin(o.conv_channels, ","), o.dropout,
       o.classes_per_batch, o.images_per_class,
-      OptimizerKindName(o.optimizer), o.seed, o.augment);
+      OptimizerKindName(o.optimizer), o.seed, o.augment, AnswerSetName(o.answers));
 }
 
+// The encoder's parameters and, with --answers=classes, the class vectors.
 std::unique_ptr<Optimizer> MakeOptimizer(const TrainerOptions& o,
-                                         Encoder& encoder) {
+                                         Encoder& encoder,
+                                         Parameter* class_vectors) {
   std::vector<Parameter*> params = encoder.parameters();
+  if (class_vectors != nullptr) params.push_back(class_vectors);
   switch (o.optimizer) {
     case OptimizerKind::kSgd: {
       SgdOptions s;
@@ -230,9 +235,10 @@ std::string EpochRecordJson(const EpochRecord& r, const TrainerOptions& o) {
   std::string json = absl::StrFormat(
       "{\"epoch\":%d,\"steps\":%d,\"global_step\":%d,\"loss\":%.6f,"
       "\"spread\":%.4f,\"lr\":%.6g,\"seconds\":%.2f,\"images_per_second\":%.1f,"
-      "\"loss_kind\":\"%s\",\"mining\":\"%s\"",
+      "\"loss_kind\":\"%s\",\"mining\":\"%s\",\"answers\":\"%s\"",
       r.epoch, r.steps, r.global_step, r.loss, r.spread, r.lr, r.seconds,
-      r.images_per_second, EmbeddingLossKindName(o.loss), MiningName(o.mining));
+      r.images_per_second, EmbeddingLossKindName(o.loss), MiningName(o.mining),
+      AnswerSetName(o.answers));
   if (r.evaluated) {
     std::string m = RetrievalMetricsJson(r.metrics);  // {"queries":...}
     absl::StrAppend(&json, ",", m.substr(1, m.size() - 2));
@@ -333,7 +339,14 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   if (!data.gallery_is_train) config.normalization = MeasureNormalization(train);
   ASSIGN_OR_RETURN(std::unique_ptr<Encoder> encoder, Encoder::Create(config, o.seed));
   encoder->set_threads(o.threads);
-  std::unique_ptr<Optimizer> optimizer = MakeOptimizer(o, *encoder);
+  // Only with --answers=classes; then trained and checkpointed with the encoder.
+  const bool class_answers = o.answers == AnswerSet::kClasses;
+  const int classes = static_cast<int>(train.label_names.size());
+  Parameter class_vectors = MakeClassVectors(
+      class_answers ? classes : 0, o.dim, o.seed * 0x9E3779B97F4A7C15ull + 29);
+  Parameter* trained_class_vectors = class_answers ? &class_vectors : nullptr;
+  std::unique_ptr<Optimizer> optimizer =
+      MakeOptimizer(o, *encoder, trained_class_vectors);
 
   PkSamplerOptions pk;
   pk.classes_per_batch = o.classes_per_batch;
@@ -367,7 +380,11 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
     ASSIGN_OR_RETURN(std::string model, ckpt.Get("model"));
     ASSIGN_OR_RETURN(encoder, Encoder::FromBytes(model));
     encoder->set_threads(o.threads);
-    optimizer = MakeOptimizer(o, *encoder);
+    if (class_answers) {
+      ASSIGN_OR_RETURN(std::string vectors, ckpt.Get("class_vectors"));
+      RETURN_IF_ERROR(ClassVectorsFromBytes(vectors, &class_vectors));
+    }
+    optimizer = MakeOptimizer(o, *encoder, trained_class_vectors);
     ASSIGN_OR_RETURN(std::string opt_state, ckpt.Get("optimizer"));
     RETURN_IF_ERROR(optimizer->LoadState(opt_state));
     PkSamplerState st;
@@ -395,6 +412,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
     Checkpoint ckpt;
     ckpt.Set("model", encoder->ToBytes());
     ckpt.Set("optimizer", optimizer->SaveState());
+    if (class_answers) ckpt.Set("class_vectors", ClassVectorsToBytes(class_vectors));
     ckpt.Set("history", EncodeHistory(history));
     const PkSamplerState st = sampler.state();
     std::map<std::string, std::string> meta = {
@@ -428,7 +446,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   }
   const int64_t total_steps = steps_per_epoch * o.epochs;
   const int64_t mining_warmup =
-      o.mining == Mining::kAll ? 0
+      o.mining == Mining::kAll || class_answers ? 0
       : o.mining_warmup_steps < 0 ? steps_per_epoch
                                   : o.mining_warmup_steps;
 
@@ -451,6 +469,31 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   std::vector<float> same(batch * dim, 0.f);
   for (int i = 0; i < batch; ++i) same[i * dim] = 1.f;  // collapsed batch
   std::vector<int32_t> batch_labels(batch);
+  // The step's loss on `emb` (batch rows): against the class vectors, whose
+  // gradient it then stores (when `train_class_vectors`), or within the batch.
+  auto compute_loss = [&](const float* emb, const EmbeddingLossOptions& lo,
+                          bool train_class_vectors) -> absl::StatusOr<EmbeddingLossResult> {
+    if (!class_answers) {
+      return ComputeEmbeddingLoss(emb, batch, dim, batch_labels.data(), lo);
+    }
+    EbmOptions eo;
+    eo.margin = lo.margin;
+    eo.beta = lo.beta;
+    ASSIGN_OR_RETURN(ClassEnergyLossResult c,
+                     ClassEnergyLoss(emb, batch, dim, batch_labels.data(),
+                                     class_vectors.value.data(), classes,
+                                     ToEbmLossKind(lo.kind), eo));
+    if (train_class_vectors) class_vectors.grad = std::move(c.grad_prototypes);
+    EmbeddingLossResult r;
+    r.loss = c.loss;
+    r.grad = std::move(c.grad_embeddings);
+    r.total = batch;
+    r.active = batch - c.correct;
+    r.mean_positive_distance = c.mean_positive_energy;
+    r.mean_negative_distance = c.mean_negative_energy;
+    return r;
+  };
+
   AugmentOptions aug;  // flip + 2 px shift
 
   auto evaluate = [&](EpochRecord* rec, std::vector<float>* gallery_emb,
@@ -474,8 +517,10 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
     }
     RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(o.work_dir, "/metrics.jsonl"), jsonl));
     const std::string title = absl::StrFormat(
-        "%s loss, %s mining, margin %g, dim %d", EmbeddingLossKindName(o.loss),
-        MiningName(o.mining), EffectiveMargin(o), o.dim);
+        "%s loss, %s, margin %g, dim %d", EmbeddingLossKindName(o.loss),
+        o.answers == AnswerSet::kClasses ? "class answers"
+                                         : absl::StrCat(MiningName(o.mining), " mining"),
+        EffectiveMargin(o), o.dim);
     RETURN_IF_ERROR(WriteFileAtomically(
         absl::StrCat(o.work_dir, "/training_curve.svg"),
         TrainingCurveSvg(points, title)));
@@ -498,7 +543,8 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   say(absl::StrFormat(
       "training %s/%s on %d images (%d test queries), %d steps/epoch of %dx%d, "
       "%d epochs, %s lr %g %s",
-      EmbeddingLossKindName(o.loss), MiningName(o.mining), train.size(),
+      EmbeddingLossKindName(o.loss),
+      o.answers == AnswerSet::kClasses ? "classes" : MiningName(o.mining), train.size(),
       test.size(), steps_per_epoch, o.classes_per_batch, o.images_per_class,
       o.epochs, OptimizerKindName(o.optimizer), o.lr, LrScheduleName(o.schedule)));
 
@@ -531,8 +577,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
       EmbeddingLossOptions lo = loss_options;
       if (global_step < mining_warmup) lo.mining = Mining::kAll;
       ASSIGN_OR_RETURN(EmbeddingLossResult loss,
-                       ComputeEmbeddingLoss(embeddings.data(), batch, dim,
-                                            batch_labels.data(), lo));
+                       compute_loss(embeddings.data(), lo, true));
       if (!std::isfinite(loss.loss)) {
         return absl::InternalError(absl::StrFormat(
             "loss became %g at step %d; lower --lr (checkpoint %s keeps the "
@@ -545,8 +590,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
       const double spread = EmbeddingSpread(embeddings.data(), batch, dim);
       double trivial = loss.loss + 1e9;  // only computed when it matters
       if (spread < 0.05) {
-        absl::StatusOr<EmbeddingLossResult> t = ComputeEmbeddingLoss(
-            same.data(), batch, dim, batch_labels.data(), lo);
+        absl::StatusOr<EmbeddingLossResult> t = compute_loss(same.data(), lo, false);
         if (t.ok()) trivial = t->loss;
       }
       if (collapse.Observe(loss.loss, trivial, spread) && !collapse_warned) {

@@ -42,6 +42,31 @@ absl::string_view OptimizerKindName(OptimizerKind k) {
   return "?";
 }
 
+absl::StatusOr<AnswerSet> ParseAnswerSet(absl::string_view name) {
+  if (name == "batch") return AnswerSet::kBatch;
+  if (name == "classes") return AnswerSet::kClasses;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--answers: unknown answer set \"", name, "\" (expected batch or classes)"));
+}
+
+absl::string_view AnswerSetName(AnswerSet a) {
+  return a == AnswerSet::kClasses ? "classes" : "batch";
+}
+
+bool TakesClassAnswers(EmbeddingLossKind kind) {
+  switch (kind) {
+    case EmbeddingLossKind::kNll:
+    case EmbeddingLossKind::kEnergy:
+    case EmbeddingLossKind::kPerceptron:
+    case EmbeddingLossKind::kMarginHinge:
+    case EmbeddingLossKind::kMarginLog:
+    case EmbeddingLossKind::kMarginSquareSquare:
+      return true;
+    default:
+      return false;
+  }
+}
+
 double DefaultMargin(EmbeddingLossKind kind) {
   switch (kind) {
     case EmbeddingLossKind::kCosine: return 0.7;
@@ -82,6 +107,11 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
   }
   if (!(o.p >= 1) || !std::isfinite(o.p)) return bad("p", "must be >= 1");
   if (!(o.beta > 0) || !std::isfinite(o.beta)) return bad("beta", "must be > 0");
+  if (o.answers == AnswerSet::kClasses && !TakesClassAnswers(o.loss)) {
+    return bad("answers", absl::StrCat(
+        "classes works with the losses on answer energies (nll, energy, perceptron, "
+        "hinge, log, square-square), not ", EmbeddingLossKindName(o.loss)));
+  }
   if (o.mining_warmup_steps < -1) {
     return bad("mining_warmup_steps", "must be -1 (auto), 0 (none) or positive");
   }

@@ -17,6 +17,10 @@ namespace embedsearch {
 
 enum class LrSchedule { kConstant, kStep, kCosine };
 enum class OptimizerKind { kSgd, kAdam, kAdamW };
+// What the EBM losses compare an image with: the other images of its batch
+// (pairs, chosen by --mining) or one learned vector per class (the lecture's
+// energy-based classifier, core/loss/class_energy_loss.h).
+enum class AnswerSet { kBatch, kClasses };
 
 // "constant", "step", "cosine".
 absl::StatusOr<LrSchedule> ParseLrSchedule(absl::string_view name);
@@ -24,6 +28,12 @@ absl::string_view LrScheduleName(LrSchedule s);
 // "sgd" (with momentum), "adam", "adamw".
 absl::StatusOr<OptimizerKind> ParseOptimizerKind(absl::string_view name);
 absl::string_view OptimizerKindName(OptimizerKind k);
+// "batch", "classes".
+absl::StatusOr<AnswerSet> ParseAnswerSet(absl::string_view name);
+absl::string_view AnswerSetName(AnswerSet a);
+// True for the losses defined on energies of answers (nll, energy,
+// perceptron, hinge, log, square-square): the ones --answers=classes takes.
+bool TakesClassAnswers(EmbeddingLossKind kind);
 
 struct TrainerOptions {
   // Data: a Fashion-MNIST directory (train-/t10k- IDX files, gz or not) or
@@ -46,6 +56,7 @@ struct TrainerOptions {
   bool swap = false;             // default off
   bool squared_energy = false;   // default off
   double beta = 1;               // default 1: inverse temperature of nll
+  AnswerSet answers = AnswerSet::kBatch;  // default: the batch's images
   // Steps of batch-all before switching to `mining` when it is batch-hard or
   // semi-hard: the warm-up that keeps hard mining from collapsing at random
   // init. -1: automatic (one epoch); 0: none.
@@ -92,8 +103,8 @@ struct TrainerOptions {
 };
 
 // The margin each loss uses unless --margin is given, tuned for unit-norm
-// embeddings (distances in [0, 2]): triplet 0.2, cosine 0.5 (a cosine
-// bound for negatives), hinge-embedding 1.0, hinge 0.2, square-square 1.0,
+// embeddings (distances in [0, 2]): triplet 0.2, cosine 0.7 (a cosine
+// bound for negatives), hinge-embedding 0.4, hinge 0.2, square-square 1.0,
 // the others 0.2 (log, nll and perceptron have no margin).
 double DefaultMargin(EmbeddingLossKind kind);
 // The mining each loss trains best with when --mining is not given: the pair

@@ -38,22 +38,6 @@ bool IsEbmKind(EmbeddingLossKind k) {
          k == EmbeddingLossKind::kGeneralHinge;
 }
 
-EbmLossKind ToEbmKind(EmbeddingLossKind k) {
-  switch (k) {
-    case EmbeddingLossKind::kMarginHinge:
-      return EbmLossKind::kHinge;
-    case EmbeddingLossKind::kMarginLog:
-      return EbmLossKind::kLog;
-    case EmbeddingLossKind::kMarginSquareSquare:
-      return EbmLossKind::kSquareSquare;
-    case EmbeddingLossKind::kNll:
-      return EbmLossKind::kNll;
-    case EmbeddingLossKind::kPerceptron:
-      return EbmLossKind::kPerceptron;
-    default:
-      return EbmLossKind::kEnergy;
-  }
-}
 
 absl::Status Validate(const double* x, int n, int dim, const int32_t* labels,
                       const EmbeddingLossOptions& o) {
@@ -209,7 +193,7 @@ void PairTerms(const RowMatrix& m, const int32_t* labels, int n,
 
 void EbmTerms(const RowMatrix& e, const int32_t* labels, int n,
               const EmbeddingLossOptions& o, Accumulator* acc, RowMatrix* g) {
-  const EbmLossKind kind = ToEbmKind(o.kind);
+  const EbmLossKind kind = ToEbmLossKind(o.kind);
   const bool general = o.kind == EmbeddingLossKind::kGeneralHinge;
   const bool restrict_semi_hard =
       o.mining == Mining::kSemiHard &&
@@ -386,6 +370,23 @@ absl::StatusOr<EmbeddingLossResult> ComputeEmbeddingLoss(
   if (!result.ok()) return result;
   result->grad.assign(grad.begin(), grad.end());
   return result;
+}
+
+EbmLossKind ToEbmLossKind(EmbeddingLossKind k) {
+  switch (k) {
+    case EmbeddingLossKind::kMarginHinge:
+      return EbmLossKind::kHinge;
+    case EmbeddingLossKind::kMarginLog:
+      return EbmLossKind::kLog;
+    case EmbeddingLossKind::kMarginSquareSquare:
+      return EbmLossKind::kSquareSquare;
+    case EmbeddingLossKind::kNll:
+      return EbmLossKind::kNll;
+    case EmbeddingLossKind::kPerceptron:
+      return EbmLossKind::kPerceptron;
+    default:
+      return EbmLossKind::kEnergy;
+  }
 }
 
 }  // namespace embedsearch

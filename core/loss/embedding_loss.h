@@ -143,6 +143,12 @@ absl::StatusOr<EmbeddingLossKind> ParseEmbeddingLossKind(
     absl::string_view name);
 absl::string_view EmbeddingLossKindName(EmbeddingLossKind kind);
 
+// The loss on answer energies (core/loss/ebm_loss.h) an EBM kind stands for:
+// kMarginHinge -> kHinge, kMarginLog -> kLog, kMarginSquareSquare ->
+// kSquareSquare, kNll, kPerceptron; kEnergy for every other kind.
+enum class EbmLossKind;
+EbmLossKind ToEbmLossKind(EmbeddingLossKind kind);
+
 // ParseMining / MiningName ("all", "batch-hard", "semi-hard") are in
 // core/loss/mining_kind.h, included above.
 
