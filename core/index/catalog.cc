@@ -132,13 +132,14 @@ struct Catalog::Impl {
   mutable std::mutex mu;
   sqlite3* db ABSL_GUARDED_BY(mu) = nullptr;
   // Prepared once; used only under mu.
-  Stmt begin, commit, rollback, insert_auto, insert_id, delete_id, get_img,
+  Stmt begin, begin_read, commit, rollback, insert_auto, insert_id, delete_id, get_img,
       get_noimg, count, ids, label_by_name, name_by_label, max_label,
       insert_label, label_names, for_each_img, for_each_noimg;
 
   ~Impl() {
-    // Statements must go before the connection.
-    for (Stmt* s : {&begin, &commit, &rollback, &insert_auto, &insert_id,
+    // Statements must go before the connection: one left out makes
+    // sqlite3_close fail, and the WAL is then not checkpointed into the file.
+    for (Stmt* s : {&begin, &begin_read, &commit, &rollback, &insert_auto, &insert_id,
                     &delete_id, &get_img, &get_noimg, &count, &ids,
                     &label_by_name, &name_by_label, &max_label, &insert_label,
                     &label_names, &for_each_img, &for_each_noimg}) {
@@ -198,6 +199,7 @@ struct Catalog::Impl {
 
   absl::Status PrepareAll() {
     RETURN_IF_ERROR(Prepare(&begin, "BEGIN IMMEDIATE"));
+    RETURN_IF_ERROR(Prepare(&begin_read, "BEGIN"));
     RETURN_IF_ERROR(Prepare(&commit, "COMMIT"));
     RETURN_IF_ERROR(Prepare(&rollback, "ROLLBACK"));
     RETURN_IF_ERROR(Prepare(&insert_auto,
@@ -589,6 +591,20 @@ absl::StatusOr<std::vector<CatalogItem>> Catalog::GetMany(
   std::vector<CatalogItem> out(ids.size());
   std::unique_lock lock(m.mu);
   sqlite3_stmt* s = with_image ? m.get_img.get() : m.get_noimg.get();
+  // One read transaction for all rows: each autocommit SELECT would take and
+  // drop SQLite's shared lock (fcntl) and re-check the WAL (fstat, pread):
+  // measured at ~15% of the server's CPU for a search's 10 hits.
+  // (A deferred BEGIN takes no lock until the first SELECT.)
+  bool in_transaction = false;
+  {
+    Use use(m.begin_read.get());
+    in_transaction = sqlite3_step(m.begin_read.get()) == SQLITE_DONE;
+  }
+  const auto end_transaction = [&] {
+    if (!in_transaction) return;
+    Use use(m.commit.get());
+    sqlite3_step(m.commit.get());  // read-only: nothing to lose if it fails
+  };
   for (size_t i = 0; i < ids.size(); ++i) {
     Use use(s);
     sqlite3_bind_int64(s, 1, ids[i]);
@@ -596,9 +612,13 @@ absl::StatusOr<std::vector<CatalogItem>> Catalog::GetMany(
     if (rc == SQLITE_ROW) {
       out[i] = m.ReadRow(s, with_image, false);
     } else if (rc != SQLITE_DONE) {
-      return m.Error(rc, "get item");
+      absl::Status error = m.Error(rc, "get item");
+      sqlite3_reset(s);  // no statement may be running at COMMIT
+      end_transaction();
+      return error;
     }
   }
+  end_transaction();
   return out;
 }
 

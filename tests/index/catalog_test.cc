@@ -97,6 +97,34 @@ TEST(Catalog, ABatchWithABadItemAddsNothing) {
   EXPECT_EQ(*catalog->Count(), 1);
 }
 
+// GetMany reads all rows in one read transaction; it must end it, or the
+// next write (BEGIN IMMEDIATE) on the connection would fail.
+TEST(Catalog, GetManyReadsInOrderAndLeavesTheConnectionWritable) {
+  TempDir tmp;
+  auto catalog = *Catalog::Open(tmp.file("c.db"), kDim);
+  auto ids = *catalog->Add({MakeItem(0, kDim), MakeItem(1, kDim), MakeItem(2, kDim)});
+  for (int round = 0; round < 2; ++round) {
+    auto got = catalog->GetMany({ids[2], 12345, ids[0]}, /*with_image=*/true);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(got->size(), 3u);
+    EXPECT_EQ((*got)[0].id, ids[2]);
+    EXPECT_EQ((*got)[0].source, MakeItem(2, kDim).source);
+    EXPECT_FALSE((*got)[0].image_png.empty());
+    EXPECT_EQ((*got)[1].id, 0) << "an unknown id gives an empty item";
+    EXPECT_EQ((*got)[2].id, ids[0]);
+    // Writes after a read see and change the same data.
+    auto added = catalog->Add({MakeItem(3 + round, kDim)});
+    ASSERT_TRUE(added.ok()) << added.status();
+    ASSERT_TRUE(catalog->Remove({ids[0]}).ok());
+    auto after = catalog->GetMany({ids[0], (*added)[0]}, /*with_image=*/false);
+    ASSERT_TRUE(after.ok()) << after.status();
+    EXPECT_EQ((*after)[0].id, 0);
+    EXPECT_EQ((*after)[1].id, (*added)[0]);
+    EXPECT_TRUE((*after)[1].image_png.empty());
+    ids[0] = (*added)[0];
+  }
+}
+
 TEST(Catalog, RemovedIdsAreNeverReused) {
   TempDir tmp;
   auto catalog = *Catalog::Open(tmp.file("c.db"), kDim);
