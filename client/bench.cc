@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "client/errors.h"
 #include "client/output.h"
+#include "client/stream_bench.h"
 #include "core/data/dataset.h"
 #include "core/image/image.h"
 #include "embedsearch/v1/search.grpc.pb.h"
@@ -195,6 +196,21 @@ absl::StatusOr<BenchResult> RunBench(const ClientOptions& client,
     if (!channel.ok()) return channel.status();
     stubs.push_back(ImageSearch::NewStub(*channel));
   }
+  if (options.stream) {
+    if (options.warmup_requests > 0) {
+      RunStreamLoad(client, stubs, queries, options, options.warmup_requests, 0,
+                    /*record=*/false);
+    }
+    const double cpu_before = ProcessCpuSeconds();
+    BenchResult result = RunStreamLoad(client, stubs, queries, options, options.requests,
+                                       options.duration_seconds, /*record=*/true);
+    result.cpu_seconds = ProcessCpuSeconds() - cpu_before;
+    result.concurrency = options.concurrency;
+    result.channels = options.channels;
+    result.k = options.k;
+    result.stream = true;
+    return result;
+  }
   if (options.warmup_requests > 0) {
     LoadRun warmup(client, stubs, queries, options, options.warmup_requests,
                    absl::ZeroDuration(), /*record=*/false);
@@ -259,7 +275,8 @@ std::string BenchResultJson(const BenchResult& r) {
                     count);
   }
   return absl::StrCat(
-      "{\"concurrency\": ", r.concurrency, ", \"channels\": ", r.channels,
+      "{\"rpc\": \"", r.stream ? "SearchStream" : "Search", "\"",
+      ", \"concurrency\": ", r.concurrency, ", \"channels\": ", r.channels,
       ", \"k\": ", r.k, ", \"requests\": ", r.completed, ", \"ok\": ", r.ok,
       ", \"errors\": {", errors, "}, \"seconds\": ", JsonNumber(r.seconds),
       ", \"throughput_rps\": ", JsonNumber(r.throughput),

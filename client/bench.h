@@ -22,9 +22,13 @@ struct BenchOptions {
   int k = 10;                     // default: 10 hits per query
   int channels = 1;               // default: 1 connection, shared by all calls
   int64_t warmup_requests = 0;    // default: 0; sent first, not counted
+  // default: unary Search calls; true: one SearchStream per concurrent
+  // query slot (client/stream_bench.h)
+  bool stream = false;
 };
 
 struct BenchResult {
+  bool stream = false;  // measured over SearchStream (else unary Search)
   int concurrency = 0;
   int channels = 0;
   int k = 0;

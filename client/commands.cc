@@ -527,6 +527,7 @@ int RunBenchCommand(Call& c) {
   options.k = static_cast<int>(a.Int("k"));
   options.channels = static_cast<int>(a.Int("channels"));
   options.warmup_requests = a.Int("warmup");
+  options.stream = a.Bool("stream");
   if (options.concurrency < 1) return Usage(c, "--concurrency must be at least 1");
   if (options.channels < 1) return Usage(c, "--channels must be at least 1");
   if (options.k < 1) return Usage(c, "--k must be at least 1");
@@ -562,7 +563,7 @@ int RunBenchCommand(Call& c) {
   if (a.Bool("json")) {
     c.out << BenchResultJson(*result) << "\n";
   } else {
-    c.out << "bench: Search k=" << options.k << " against " << c.options.server
+    c.out << "bench: " << (options.stream ? "SearchStream" : "Search") << " k=" << options.k << " against " << c.options.server
           << ", " << queries.size() << " query images, " << options.channels
           << " connection(s)\n"
           << FormatBenchTable(*result);
@@ -652,6 +653,8 @@ const std::vector<Command>& Commands() {
         {"k", Kind::kInt, "10", "hits per query"},
         {"channels", Kind::kInt, "1", "TCP connections to spread calls over"},
         {"warmup", Kind::kInt, "0", "calls sent first and not counted"},
+        {"stream", Kind::kBool, "false",
+         "send the queries over SearchStream, one stream per --concurrency slot"},
         {"dataset_dir", Kind::kString, kDefaultFashionMnistDir,
          "Fashion-MNIST dir (queries from t10k, when no IMAGE is given)"},
         {"num_images", Kind::kInt, "1000", "how many test images to cycle through"},

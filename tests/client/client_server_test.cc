@@ -408,6 +408,13 @@ TEST_F(ClientServerTest, BenchWithASmallRequestCountReportsZeroErrors) {
   ASSERT_EQ(table.exit_code, 0) << table.err;
   EXPECT_THAT(table.out, HasSubstr("p99 ms"));
   EXPECT_THAT(table.out, HasSubstr("2 query images"));
+
+  // The same over SearchStream: 4 streams share the 60 queries.
+  ProcessResult stream = Client({"bench", "--requests", "60", "--concurrency", "4",
+                                 "--num_images", "16", "--stream", "--json"});
+  ASSERT_EQ(stream.exit_code, 0) << stream.err;
+  EXPECT_THAT(stream.out, HasSubstr("\"rpc\": \"SearchStream\""));
+  EXPECT_THAT(stream.out, HasSubstr("\"requests\": 60, \"ok\": 60, \"errors\": {}"));
 }
 
 TEST_F(ClientServerTest, BenchCountsServerErrorsByCode) {
@@ -415,6 +422,12 @@ TEST_F(ClientServerTest, BenchCountsServerErrorsByCode) {
                             "--num_images", "4", "--json"});
   EXPECT_EQ(r.exit_code, kExitError);  // every call failed
   EXPECT_THAT(r.out, HasSubstr("\"errors\": {\"INVALID_ARGUMENT\": 10}"));
+  // A stream ends at its first bad query; the bench counts it and opens the
+  // next stream, so every query is still accounted for.
+  ProcessResult stream = Client({"bench", "--requests", "10", "--k", "100000", "--concurrency",
+                                 "2", "--num_images", "4", "--stream", "--json"});
+  EXPECT_EQ(stream.exit_code, kExitError);
+  EXPECT_THAT(stream.out, HasSubstr("\"errors\": {\"INVALID_ARGUMENT\": 10}"));
 }
 
 TEST_F(ClientServerTest, PythonExampleSearchesTheRealServer) {
