@@ -41,6 +41,9 @@ ABSL_FLAG(std::string, answers, "batch",
           "What nll/hinge/log/square-square/perceptron compare an image with: batch (the "
           "other images of its batch, chosen by --mining) | classes (one learned vector "
           "per class: the energy-based classifier; needs no mining)");
+ABSL_FLAG(double, class_weight, kDefaults.class_weight,
+          "Adds this weight x the class-answer NLL (with --beta) to a batch loss, "
+          "training one vector per class alongside (0: off)");
 ABSL_FLAG(double, margin, kDefaults.margin,
           "Loss margin (negative: the loss's default: triplet 0.2, cosine 0.7, "
           "hinge-embedding 0.4, hinge 0.2, square-square 1.0)");
@@ -141,6 +144,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<AnswerSet> answers = ParseAnswerSet(absl::GetFlag(FLAGS_answers));
   if (!answers.ok()) return Fail(std::string(answers.status().message()), 2);
   o.answers = *answers;
+  o.class_weight = absl::GetFlag(FLAGS_class_weight);
   o.margin = absl::GetFlag(FLAGS_margin);
   o.p = absl::GetFlag(FLAGS_p);
   o.swap = absl::GetFlag(FLAGS_swap);

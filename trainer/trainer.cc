@@ -70,12 +70,13 @@ std::string Fingerprint(const TrainerOptions& o) {
   return absl::StrFormat(
       "data=%s train_limit=%d loss=%s mining=%s margin=%.17g p=%.17g swap=%d "
       "squared=%d beta=%.17g dim=%d bn=%d hidden=%d conv=%s dropout=%.17g P=%d K=%d optimizer=%s seed=%d "
-      "augment=%d answers=%s",
+      "augment=%d answers=%s class_weight=%.17g",
       o.data, o.train_limit, EmbeddingLossKindName(o.loss),
       MiningName(o.mining), EffectiveMargin(o), o.p, o.swap, o.squared_energy, o.beta, o.dim,
       o.batch_norm, o.hidden, absl::StrJoin(o.conv_channels, ","), o.dropout,
       o.classes_per_batch, o.images_per_class,
-      OptimizerKindName(o.optimizer), o.seed, o.augment, AnswerSetName(o.answers));
+      OptimizerKindName(o.optimizer), o.seed, o.augment, AnswerSetName(o.answers),
+      o.class_weight);
 }
 
 // The encoder's parameters and, with --answers=classes, the class vectors.
@@ -339,12 +340,14 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   if (!data.gallery_is_train) config.normalization = MeasureNormalization(train);
   ASSIGN_OR_RETURN(std::unique_ptr<Encoder> encoder, Encoder::Create(config, o.seed));
   encoder->set_threads(o.threads);
-  // Only with --answers=classes; then trained and checkpointed with the encoder.
+  // Only with --answers=classes or --class_weight; then trained and
+  // checkpointed with the encoder.
   const bool class_answers = o.answers == AnswerSet::kClasses;
+  const bool uses_class_vectors = class_answers || o.class_weight > 0;
   const int classes = static_cast<int>(train.label_names.size());
   Parameter class_vectors = MakeClassVectors(
-      class_answers ? classes : 0, o.dim, o.seed * 0x9E3779B97F4A7C15ull + 29);
-  Parameter* trained_class_vectors = class_answers ? &class_vectors : nullptr;
+      uses_class_vectors ? classes : 0, o.dim, o.seed * 0x9E3779B97F4A7C15ull + 29);
+  Parameter* trained_class_vectors = uses_class_vectors ? &class_vectors : nullptr;
   std::unique_ptr<Optimizer> optimizer =
       MakeOptimizer(o, *encoder, trained_class_vectors);
 
@@ -380,7 +383,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
     ASSIGN_OR_RETURN(std::string model, ckpt.Get("model"));
     ASSIGN_OR_RETURN(encoder, Encoder::FromBytes(model));
     encoder->set_threads(o.threads);
-    if (class_answers) {
+    if (uses_class_vectors) {
       ASSIGN_OR_RETURN(std::string vectors, ckpt.Get("class_vectors"));
       RETURN_IF_ERROR(ClassVectorsFromBytes(vectors, &class_vectors));
     }
@@ -412,7 +415,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
     Checkpoint ckpt;
     ckpt.Set("model", encoder->ToBytes());
     ckpt.Set("optimizer", optimizer->SaveState());
-    if (class_answers) ckpt.Set("class_vectors", ClassVectorsToBytes(class_vectors));
+    if (uses_class_vectors) ckpt.Set("class_vectors", ClassVectorsToBytes(class_vectors));
     ckpt.Set("history", EncodeHistory(history));
     const PkSamplerState st = sampler.state();
     std::map<std::string, std::string> meta = {
@@ -469,21 +472,44 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   std::vector<float> same(batch * dim, 0.f);
   for (int i = 0; i < batch; ++i) same[i * dim] = 1.f;  // collapsed batch
   std::vector<int32_t> batch_labels(batch);
-  // The step's loss on `emb` (batch rows): against the class vectors, whose
-  // gradient it then stores (when `train_class_vectors`), or within the batch.
-  auto compute_loss = [&](const float* emb, const EmbeddingLossOptions& lo,
-                          bool train_class_vectors) -> absl::StatusOr<EmbeddingLossResult> {
-    if (!class_answers) {
-      return ComputeEmbeddingLoss(emb, batch, dim, batch_labels.data(), lo);
-    }
-    EbmOptions eo;
-    eo.margin = lo.margin;
-    eo.beta = lo.beta;
+  // The class-answer loss of `kind` on `emb` (batch rows); stores the class
+  // vectors' gradient, scaled by `weight`, when `train_class_vectors`.
+  auto class_loss = [&](const float* emb, EmbeddingLossKind kind, const EbmOptions& eo,
+                        double weight, bool train_class_vectors)
+      -> absl::StatusOr<ClassEnergyLossResult> {
     ASSIGN_OR_RETURN(ClassEnergyLossResult c,
                      ClassEnergyLoss(emb, batch, dim, batch_labels.data(),
                                      class_vectors.value.data(), classes,
-                                     ToEbmLossKind(lo.kind), eo));
-    if (train_class_vectors) class_vectors.grad = std::move(c.grad_prototypes);
+                                     ToEbmLossKind(kind), eo));
+    if (train_class_vectors) {
+      for (float& g : c.grad_prototypes) g *= static_cast<float>(weight);
+      class_vectors.grad = std::move(c.grad_prototypes);
+    }
+    return c;
+  };
+  // The step's loss on `emb`: against the class vectors (--answers=classes)
+  // or within the batch, plus the weighted class NLL of --class_weight.
+  auto compute_loss = [&](const float* emb, const EmbeddingLossOptions& lo,
+                          bool train_class_vectors) -> absl::StatusOr<EmbeddingLossResult> {
+    EbmOptions eo;
+    eo.margin = lo.margin;
+    eo.beta = lo.beta;
+    if (!class_answers) {
+      ASSIGN_OR_RETURN(EmbeddingLossResult r,
+                       ComputeEmbeddingLoss(emb, batch, dim, batch_labels.data(), lo));
+      if (o.class_weight > 0) {
+        ASSIGN_OR_RETURN(ClassEnergyLossResult c,
+                         class_loss(emb, EmbeddingLossKind::kNll, eo, o.class_weight,
+                                    train_class_vectors));
+        r.loss += o.class_weight * c.loss;
+        for (size_t i = 0; i < r.grad.size(); ++i) {
+          r.grad[i] += static_cast<float>(o.class_weight) * c.grad_embeddings[i];
+        }
+      }
+      return r;
+    }
+    ASSIGN_OR_RETURN(ClassEnergyLossResult c,
+                     class_loss(emb, lo.kind, eo, 1.0, train_class_vectors));
     EmbeddingLossResult r;
     r.loss = c.loss;
     r.grad = std::move(c.grad_embeddings);

@@ -112,6 +112,13 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
         "classes works with the losses on answer energies (nll, energy, perceptron, "
         "hinge, log, square-square), not ", EmbeddingLossKindName(o.loss)));
   }
+  if (!(o.class_weight >= 0) || !std::isfinite(o.class_weight)) {
+    return bad("class_weight", "must be >= 0 (0: off)");
+  }
+  if (o.class_weight > 0 && o.answers == AnswerSet::kClasses) {
+    return bad("class_weight", "adds a class term to a batch loss; with --answers=classes "
+                               "the loss is on classes already");
+  }
   if (o.mining_warmup_steps < -1) {
     return bad("mining_warmup_steps", "must be -1 (auto), 0 (none) or positive");
   }

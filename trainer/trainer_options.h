@@ -57,6 +57,10 @@ struct TrainerOptions {
   bool squared_energy = false;   // default off
   double beta = 1;               // default 1: inverse temperature of nll
   AnswerSet answers = AnswerSet::kBatch;  // default: the batch's images
+  // > 0 (with answers = batch): adds class_weight x the class-answer NLL
+  // (inverse temperature `beta`) to the batch loss, training class vectors
+  // alongside. Default 0: off.
+  double class_weight = 0;
   // Steps of batch-all before switching to `mining` when it is batch-hard or
   // semi-hard: the warm-up that keeps hard mining from collapsing at random
   // init. -1: automatic (one epoch); 0: none.

@@ -18,6 +18,13 @@ int ThreadsFor(double work, int threads) {
 
 }  // namespace
 
+// Up to this many rows, one matrix-vector product per row beats a matrix
+// product: Eigen's GEMM re-packs all of W (fc1 of the reference encoder:
+// 128 x 3136, 1.6 MB) on every call, which dominates for the small batches
+// a server encodes (measured: 2-4 rows 1.6-3x faster this way, 8 rows
+// slower). One row already takes Eigen's matrix-vector path.
+constexpr int kMaxRowsForMatrixVector = 4;
+
 void LinearForward(const float* x, int n, int in, int out, const float* w,
                    const float* b, float* y, int threads, bool relu) {
   ConstMatrixMap wm(w, out, in);
@@ -26,7 +33,13 @@ void LinearForward(const float* x, int n, int in, int out, const float* w,
                    const int rows = static_cast<int>(end - begin);
                    ConstMatrixMap xm(x + begin * in, rows, in);
                    MatrixMap ym(y + begin * out, rows, out);
-                   ym.noalias() = xm * wm.transpose();
+                   if (rows <= kMaxRowsForMatrixVector) {
+                     for (int r = 0; r < rows; ++r) {
+                       ym.row(r).transpose().noalias() = wm * xm.row(r).transpose();
+                     }
+                   } else {
+                     ym.noalias() = xm * wm.transpose();
+                   }
                    if (b != nullptr) {
                      ym.rowwise() += ConstVectorMap(b, out).transpose();
                    }

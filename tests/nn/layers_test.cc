@@ -288,6 +288,25 @@ TEST(NnLayers, DropoutKeepsExpectationAndBackpropagatesMask) {
   EXPECT_EQ(mask, mask2);
 }
 
+// Small batches take a matrix-vector path, larger ones a matrix product:
+// both must give y = x W^T + b.
+TEST(NnLayers, LinearForwardMatchesReferenceForEveryBatchSize) {
+  const int in = 300, out = 17;
+  std::vector<float> w = Randn(out * in, 41), b = Randn(out, 42);
+  for (int n = 1; n <= 9; ++n) {
+    std::vector<float> x = Randn(n * in, 43 + n), y(n * out);
+    LinearForward(x.data(), n, in, out, w.data(), b.data(), y.data(), 1);
+    for (int r = 0; r < n; ++r) {
+      for (int o = 0; o < out; ++o) {
+        double want = b[o];
+        for (int i = 0; i < in; ++i) want += double(x[r * in + i]) * w[o * in + i];
+        EXPECT_NEAR(y[r * out + o], want, 1e-4 * (1 + std::abs(want)))
+            << "n=" << n << " row " << r << " output " << o;
+      }
+    }
+  }
+}
+
 TEST(NnLayers, LinearBackwardMatchesFiniteDifferences) {
   const int n = 5, in = 7, out = 4;
   std::vector<float> x = Randn(n * in, 29), w = Randn(out * in, 30), b = Randn(out, 31),
