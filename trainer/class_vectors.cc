@@ -7,14 +7,14 @@
 
 namespace embedsearch {
 
-Parameter MakeClassVectors(int classes, int dim, uint64_t seed) {
+Parameter MakeClassVectors(int classes, int dim, uint64_t run_seed) {
   Parameter p;
   p.name = "class_vectors";
   p.shape = {classes, dim};
   const size_t size = static_cast<size_t>(classes) * dim;
   p.value.resize(size);
   p.grad.assign(size, 0.0f);
-  nn::Rng rng(seed);
+  nn::Rng rng(run_seed * 0x9E3779B97F4A7C15ull + 29);  // not the encoder's stream
   for (float& v : p.value) v = rng.Normal();
   return p;
 }

@@ -15,10 +15,11 @@
 
 namespace embedsearch {
 
-// "class_vectors" [classes, dim], standard normal entries from `seed` (the
-// loss normalizes them, so only directions matter: random directions in
-// dim >= 16 are nearly orthogonal, a good start).
-Parameter MakeClassVectors(int classes, int dim, uint64_t seed);
+// "class_vectors" [classes, dim], standard normal entries drawn from a
+// stream derived from the run's --seed (the loss normalizes them, so only
+// directions matter: random directions in dim >= 16 are nearly orthogonal,
+// a good start).
+Parameter MakeClassVectors(int classes, int dim, uint64_t run_seed);
 
 // The values as raw little-endian floats, for the checkpoint.
 std::string ClassVectorsToBytes(const Parameter& vectors);

@@ -346,7 +346,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   const bool uses_class_vectors = class_answers || o.class_weight > 0;
   const int classes = static_cast<int>(train.label_names.size());
   Parameter class_vectors = MakeClassVectors(
-      uses_class_vectors ? classes : 0, o.dim, o.seed * 0x9E3779B97F4A7C15ull + 29);
+      uses_class_vectors ? classes : 0, o.dim, o.seed);
   Parameter* trained_class_vectors = uses_class_vectors ? &class_vectors : nullptr;
   std::unique_ptr<Optimizer> optimizer =
       MakeOptimizer(o, *encoder, trained_class_vectors);

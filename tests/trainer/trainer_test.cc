@@ -19,6 +19,7 @@
 #include "core/util/file.h"
 #include "gtest/gtest.h"
 #include "trainer/checkpoint.h"
+#include "trainer/class_vectors.h"
 #include "trainer/collapse_detector.h"
 #include "trainer/retrieval_metrics.h"
 
@@ -232,6 +233,29 @@ TEST(Trainer, ClassAnswersLearnAndResumeExactly) {
   EXPECT_NE(jsonl->find("\"answers\":\"classes\""), std::string::npos);
 }
 
+// --class_weight trains class vectors next to a batch loss and checkpoints
+// them; the class term makes the reported loss larger than triplet alone.
+TEST(Trainer, ClassWeightAddsTheClassTermAndKeepsItsVectors) {
+  TrainerOptions plain = SmallRun("class-weight-plain");
+  plain.epochs = 1;
+  TrainerOptions mixed = SmallRun("class-weight-mixed");
+  mixed.epochs = 1;
+  mixed.class_weight = 1;
+  mixed.beta = 8;
+  absl::StatusOr<TrainResult> a = Train(plain);
+  absl::StatusOr<TrainResult> b = Train(mixed);
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  EXPECT_GT(b->history[0].loss, a->history[0].loss);
+  absl::StatusOr<Checkpoint> ca = Checkpoint::Load(plain.work_dir + "/checkpoint.bin");
+  absl::StatusOr<Checkpoint> cb = Checkpoint::Load(mixed.work_dir + "/checkpoint.bin");
+  ASSERT_TRUE(ca.ok() && cb.ok());
+  EXPECT_FALSE(ca->Get("class_vectors").ok());
+  ASSERT_TRUE(cb->Get("class_vectors").ok());
+  EXPECT_NE(*cb->Get("class_vectors"),
+            ClassVectorsToBytes(MakeClassVectors(10, 64, mixed.seed)))
+      << "the class vectors were not trained";
+}
+
 TEST(Trainer, ExportedBundleLoadsAndEncodesLikeTheTrainer) {
   TrainerOptions o = SmallRun("export");
   o.train_limit = 300;
@@ -311,6 +335,13 @@ TEST(TrainerOptions, BadValuesNameTheFlag) {
       {[](TrainerOptions* o) { o->dropout = 1; }, "--dropout"},
       // Triplet compares images with images; it has no class answers.
       {[](TrainerOptions* o) { o->answers = AnswerSet::kClasses; }, "--answers"},
+      {[](TrainerOptions* o) { o->class_weight = -1; }, "--class_weight"},
+      // With class answers the loss is on classes already.
+      {[](TrainerOptions* o) {
+         o->loss = EmbeddingLossKind::kNll;
+         o->answers = AnswerSet::kClasses;
+         o->class_weight = 1;
+       }, "--class_weight"},
   };
   for (const Case& c : cases) {
     TrainerOptions o;
