@@ -13,6 +13,7 @@
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <pthread.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -202,11 +203,34 @@ void HnswSearchOne(const faiss::HNSW& hnsw,
 // writer looping Add/Remove cannot starve searches (glibc's rwlock lets the
 // releasing writer take it straight back). Debian's Abseil is not built
 // with ThreadSanitizer, though, and its futex-based Mutex is invisible to
-// TSan, so TSan builds lock a std::shared_mutex (pthread, intercepted).
+// TSan, so TSan builds lock a pthread rwlock (intercepted by TSan).
+// That pthread rwlock must prefer writers: glibc's default prefers readers,
+// and searchers that always overlap then keep a writer out for good (seen:
+// the concurrency test's three searchers starved its writer for minutes on
+// a 2-core VM under TSan).
 #if defined(__SANITIZE_THREAD__)
-using IndexMutex = std::shared_mutex;
-using ReadLock = std::shared_lock<std::shared_mutex>;
-using WriteLock = std::unique_lock<std::shared_mutex>;
+class IndexMutex {
+ public:
+  IndexMutex() {
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&lock_, &attr);
+    pthread_rwlockattr_destroy(&attr);
+  }
+  ~IndexMutex() { pthread_rwlock_destroy(&lock_); }
+  IndexMutex(const IndexMutex&) = delete;
+  IndexMutex& operator=(const IndexMutex&) = delete;
+  void lock() { pthread_rwlock_wrlock(&lock_); }
+  void unlock() { pthread_rwlock_unlock(&lock_); }
+  void lock_shared() { pthread_rwlock_rdlock(&lock_); }
+  void unlock_shared() { pthread_rwlock_unlock(&lock_); }
+
+ private:
+  pthread_rwlock_t lock_;
+};
+using ReadLock = std::shared_lock<IndexMutex>;
+using WriteLock = std::unique_lock<IndexMutex>;
 #else
 using IndexMutex = absl::Mutex;
 class ReadLock {
