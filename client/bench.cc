@@ -7,6 +7,7 @@
 #include <cmath>
 #include <memory>
 #include <numeric>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -62,21 +63,11 @@ class LoadRun {
     absl::MutexLock lock(&mu_);
     BenchResult r;
     r.completed = completed_;
-    r.ok = static_cast<int64_t>(latencies_ms_.size());
     r.errors = errors_;
     r.first_error = first_error_;
     r.seconds = absl::ToDoubleSeconds(last_done_ - start_);
     r.throughput = r.seconds > 0 ? completed_ / r.seconds : 0;
-    std::sort(latencies_ms_.begin(), latencies_ms_.end());
-    r.p50_ms = Percentile(latencies_ms_, 50);
-    r.p90_ms = Percentile(latencies_ms_, 90);
-    r.p99_ms = Percentile(latencies_ms_, 99);
-    r.max_ms = latencies_ms_.empty() ? 0 : latencies_ms_.back();
-    r.mean_ms = latencies_ms_.empty()
-                    ? 0
-                    : std::accumulate(latencies_ms_.begin(),
-                                      latencies_ms_.end(), 0.0) /
-                          latencies_ms_.size();
+    SetLatencyStats(std::move(latencies_ms_), &r);
     return r;
   }
 
@@ -162,6 +153,19 @@ double ProcessCpuSeconds() {
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
+void SetLatencyStats(std::vector<double> latencies_ms, BenchResult* r) {
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  r->ok = static_cast<int64_t>(latencies_ms.size());
+  r->p50_ms = Percentile(latencies_ms, 50);
+  r->p90_ms = Percentile(latencies_ms, 90);
+  r->p99_ms = Percentile(latencies_ms, 99);
+  r->max_ms = latencies_ms.empty() ? 0 : latencies_ms.back();
+  r->mean_ms = latencies_ms.empty()
+                   ? 0
+                   : std::accumulate(latencies_ms.begin(), latencies_ms.end(), 0.0) /
+                         latencies_ms.size();
+}
+
 double Percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
   // Nearest rank: the smallest value with at least p% of values <= it.
@@ -196,35 +200,24 @@ absl::StatusOr<BenchResult> RunBench(const ClientOptions& client,
     if (!channel.ok()) return channel.status();
     stubs.push_back(ImageSearch::NewStub(*channel));
   }
-  if (options.stream) {
-    if (options.warmup_requests > 0) {
-      RunStreamLoad(client, stubs, queries, options, options.warmup_requests, 0,
-                    /*record=*/false);
+  // One run of the chosen RPC: `requests` calls, or `duration` when 0.
+  auto run_load = [&](int64_t requests, double duration, bool record) {
+    if (options.stream) {
+      return RunStreamLoad(client, stubs, queries, options, requests, duration, record);
     }
-    const double cpu_before = ProcessCpuSeconds();
-    BenchResult result = RunStreamLoad(client, stubs, queries, options, options.requests,
-                                       options.duration_seconds, /*record=*/true);
-    result.cpu_seconds = ProcessCpuSeconds() - cpu_before;
-    result.concurrency = options.concurrency;
-    result.channels = options.channels;
-    result.k = options.k;
-    result.stream = true;
-    return result;
-  }
+    LoadRun run(client, stubs, queries, options, requests, absl::Seconds(duration), record);
+    run.Run(requests > 0 ? static_cast<int>(std::min<int64_t>(options.concurrency, requests))
+                         : options.concurrency);
+    return run.Result();
+  };
   if (options.warmup_requests > 0) {
-    LoadRun warmup(client, stubs, queries, options, options.warmup_requests,
-                   absl::ZeroDuration(), /*record=*/false);
-    warmup.Run(std::min<int64_t>(options.concurrency, options.warmup_requests));
+    run_load(options.warmup_requests, 0, /*record=*/false);
   }
-  LoadRun run(client, stubs, queries, options, options.requests,
-              absl::Seconds(options.duration_seconds), /*record=*/true);
   const double cpu_before = ProcessCpuSeconds();
-  run.Run(options.requests > 0
-              ? static_cast<int>(std::min<int64_t>(options.concurrency,
-                                                   options.requests))
-              : options.concurrency);
-  BenchResult result = run.Result();
+  BenchResult result =
+      run_load(options.requests, options.duration_seconds, /*record=*/true);
   result.cpu_seconds = ProcessCpuSeconds() - cpu_before;
+  result.stream = options.stream;
   result.concurrency = options.concurrency;
   result.channels = options.channels;
   result.k = options.k;

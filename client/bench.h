@@ -60,6 +60,10 @@ absl::StatusOr<std::vector<std::string>> LoadFashionMnistQueries(
 // User + system CPU seconds of this process so far (all threads).
 double ProcessCpuSeconds();
 
+// Sets r's ok count and latency fields (p50/p90/p99/max/mean) from the
+// successful calls' latencies, in any order.
+void SetLatencyStats(std::vector<double> latencies_ms, BenchResult* r);
+
 // Percentile (0..100) of `sorted` values by nearest rank; 0 when empty.
 double Percentile(const std::vector<double>& sorted, double p);
 

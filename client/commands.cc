@@ -563,7 +563,8 @@ int RunBenchCommand(Call& c) {
   if (a.Bool("json")) {
     c.out << BenchResultJson(*result) << "\n";
   } else {
-    c.out << "bench: " << (options.stream ? "SearchStream" : "Search") << " k=" << options.k << " against " << c.options.server
+    c.out << "bench: " << (options.stream ? "SearchStream" : "Search")
+          << " k=" << options.k << " against " << c.options.server
           << ", " << queries.size() << " query images, " << options.channels
           << " connection(s)\n"
           << FormatBenchTable(*result);

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
-#include <numeric>
 #include <thread>
+#include <utility>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -105,15 +105,9 @@ BenchResult RunStreamLoad(
     r.completed += t.completed;
     last_done = std::max(last_done, t.last_done);
   }
-  std::sort(all.begin(), all.end());
-  r.ok = static_cast<int64_t>(all.size());
   r.seconds = absl::ToDoubleSeconds(last_done - start);
   r.throughput = r.seconds > 0 ? r.completed / r.seconds : 0;
-  r.p50_ms = Percentile(all, 50);
-  r.p90_ms = Percentile(all, 90);
-  r.p99_ms = Percentile(all, 99);
-  r.max_ms = all.empty() ? 0 : all.back();
-  r.mean_ms = all.empty() ? 0 : std::accumulate(all.begin(), all.end(), 0.0) / all.size();
+  SetLatencyStats(std::move(all), &r);
   return r;
 }
 

@@ -1,4 +1,4 @@
-// The learned class vectors of --answers=classes: the answers of the
+// The learned class vectors of --answers=classes and --class_weight: the answers of the
 // lecture's energy-based classifier (core/loss/class_energy_loss.h), trained
 // with the encoder by the same optimizer and kept in the checkpoint. They are
 // training state only: the bundle holds the encoder, and search compares

@@ -79,7 +79,8 @@ std::string Fingerprint(const TrainerOptions& o) {
       o.class_weight);
 }
 
-// The encoder's parameters and, with --answers=classes, the class vectors.
+// The encoder's parameters and, when the run has them (--answers=classes or
+// --class_weight), the class vectors.
 std::unique_ptr<Optimizer> MakeOptimizer(const TrainerOptions& o,
                                          Encoder& encoder,
                                          Parameter* class_vectors) {
