@@ -54,17 +54,10 @@ absl::string_view AnswerSetName(AnswerSet a) {
 }
 
 bool TakesClassAnswers(EmbeddingLossKind kind) {
-  switch (kind) {
-    case EmbeddingLossKind::kNll:
-    case EmbeddingLossKind::kEnergy:
-    case EmbeddingLossKind::kPerceptron:
-    case EmbeddingLossKind::kMarginHinge:
-    case EmbeddingLossKind::kMarginLog:
-    case EmbeddingLossKind::kMarginSquareSquare:
-      return true;
-    default:
-      return false;
-  }
+  // ClassEnergyLoss applies the per-sample losses of core/loss/ebm_loss.h
+  // (EbmSampleLoss); the general hinge is a different computation (a sum
+  // over every incorrect answer with its own cost) it does not implement.
+  return IsAnswerEnergyKind(kind) && kind != EmbeddingLossKind::kGeneralHinge;
 }
 
 double DefaultMargin(EmbeddingLossKind kind) {

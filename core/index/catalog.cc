@@ -52,6 +52,23 @@ class Stmt {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
+// Owns the connection; closing a null one is a no-op. Catalog::Impl declares
+// it before the statements, so they are finalized first (members go in
+// reverse order): sqlite3_close fails while any statement is unfinalized, and
+// the WAL is then never checkpointed into the file.
+class Connection {
+ public:
+  Connection() = default;
+  ~Connection() { sqlite3_close(db_); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  sqlite3** out() { return &db_; }
+  sqlite3* get() const { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
 // Resets and unbinds on destruction.
 struct Use {
   explicit Use(sqlite3_stmt* s) : stmt(s) {}
@@ -130,34 +147,20 @@ struct Catalog::Impl {
   int dim = 0;
   bool read_only = false;
   mutable std::mutex mu;
-  sqlite3* db ABSL_GUARDED_BY(mu) = nullptr;
-  // Prepared once; used only under mu.
+  Connection db ABSL_GUARDED_BY(mu);
+  // Prepared once; used only under mu. Declared after db: see Connection.
   Stmt begin, begin_read, commit, rollback, insert_auto, insert_id, delete_id, get_img,
       get_noimg, count, ids, label_by_name, name_by_label, max_label,
       insert_label, label_names, for_each_img, for_each_noimg;
 
-  ~Impl() {
-    // Statements must go before the connection: one left out makes
-    // sqlite3_close fail, and the WAL is then not checkpointed into the file.
-    for (Stmt* s : {&begin, &begin_read, &commit, &rollback, &insert_auto, &insert_id,
-                    &delete_id, &get_img, &get_noimg, &count, &ids,
-                    &label_by_name, &name_by_label, &max_label, &insert_label,
-                    &label_names, &for_each_img, &for_each_noimg}) {
-      sqlite3_finalize(s->get());
-      *s->out() = nullptr;
-    }
-    std::unique_lock lock(mu);
-    if (db) sqlite3_close(db);
-  }
-
   absl::Status Error(int rc, absl::string_view what) const
       ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    return SqliteError(db, rc, what, path);
+    return SqliteError(db.get(), rc, what, path);
   }
 
   absl::Status Exec(const char* sql) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     char* err = nullptr;
-    int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+    int rc = sqlite3_exec(db.get(), sql, nullptr, nullptr, &err);
     if (rc != SQLITE_OK) {
       std::string msg = err ? err : sqlite3_errstr(rc);
       sqlite3_free(err);
@@ -168,7 +171,7 @@ struct Catalog::Impl {
 
   absl::Status Prepare(Stmt* stmt, const char* sql)
       ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+    int rc = sqlite3_prepare_v3(db.get(), sql, -1, SQLITE_PREPARE_PERSISTENT,
                                 stmt->out(), nullptr);
     if (rc != SQLITE_OK) return Error(rc, absl::StrCat("prepare ", sql));
     return absl::OkStatus();
@@ -392,10 +395,10 @@ absl::Status Catalog::Impl::OpenDb(bool ro, int want_dim) {
     name = ImmutableUri(path);
     flags |= SQLITE_OPEN_URI;
   }
-  int rc = sqlite3_open_v2(name.c_str(), &db, flags, nullptr);
+  int rc = sqlite3_open_v2(name.c_str(), db.out(), flags, nullptr);
   if (rc != SQLITE_OK) return Error(rc, "open");
-  sqlite3_busy_timeout(db, kBusyTimeoutMs);
-  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
+  sqlite3_extended_result_codes(db.get(), 1);
   if (!ro) {
     // journal_mode is persistent in the file; synchronous is per connection.
     // FULL in WAL mode fsyncs the WAL on every commit, which is what makes
@@ -517,7 +520,7 @@ absl::StatusOr<std::vector<int64_t>> Catalog::Add(
         }
         return m.Error(rc, "insert item");
       }
-      ids.push_back(sqlite3_last_insert_rowid(m.db));
+      ids.push_back(sqlite3_last_insert_rowid(m.db.get()));
     }
     return absl::OkStatus();
   });
@@ -565,7 +568,7 @@ absl::StatusOr<int64_t> Catalog::Remove(const std::vector<int64_t>& ids) {
       sqlite3_bind_int64(m.delete_id.get(), 1, id);
       int rc = sqlite3_step(m.delete_id.get());
       if (rc != SQLITE_DONE) return m.Error(rc, "delete item");
-      removed += sqlite3_changes(m.db);
+      removed += sqlite3_changes(m.db.get());
     }
     return absl::OkStatus();
   });

@@ -29,16 +29,6 @@ constexpr KindName kKindNames[] = {
     {EmbeddingLossKind::kGeneralHinge, "general"},
 };
 
-bool IsEbmKind(EmbeddingLossKind k) {
-  return k == EmbeddingLossKind::kMarginHinge ||
-         k == EmbeddingLossKind::kMarginLog ||
-         k == EmbeddingLossKind::kMarginSquareSquare ||
-         k == EmbeddingLossKind::kNll || k == EmbeddingLossKind::kEnergy ||
-         k == EmbeddingLossKind::kPerceptron ||
-         k == EmbeddingLossKind::kGeneralHinge;
-}
-
-
 absl::Status Validate(const double* x, int n, int dim, const int32_t* labels,
                       const EmbeddingLossOptions& o) {
   if (x == nullptr || labels == nullptr) {
@@ -280,7 +270,7 @@ absl::StatusOr<EmbeddingLossResult> ComputeEmbeddingLossDouble(
   absl::Status status = Validate(x, n, dim, labels, o);
   if (!status.ok()) return status;
   const bool cosine = o.kind == EmbeddingLossKind::kCosine;
-  const bool squared = o.squared_energy && IsEbmKind(o.kind);
+  const bool squared = o.squared_energy && IsAnswerEnergyKind(o.kind);
   auto row = [&](int i) { return x + int64_t{i} * dim; };
 
   // The kind's base quantity for every ordered pair.
@@ -370,6 +360,15 @@ absl::StatusOr<EmbeddingLossResult> ComputeEmbeddingLoss(
   if (!result.ok()) return result;
   result->grad.assign(grad.begin(), grad.end());
   return result;
+}
+
+bool IsAnswerEnergyKind(EmbeddingLossKind k) {
+  return k == EmbeddingLossKind::kMarginHinge ||
+         k == EmbeddingLossKind::kMarginLog ||
+         k == EmbeddingLossKind::kMarginSquareSquare ||
+         k == EmbeddingLossKind::kNll || k == EmbeddingLossKind::kEnergy ||
+         k == EmbeddingLossKind::kPerceptron ||
+         k == EmbeddingLossKind::kGeneralHinge;
 }
 
 EbmLossKind ToEbmLossKind(EmbeddingLossKind k) {

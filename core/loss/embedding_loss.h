@@ -143,6 +143,12 @@ absl::StatusOr<EmbeddingLossKind> ParseEmbeddingLossKind(
     absl::string_view name);
 absl::string_view EmbeddingLossKindName(EmbeddingLossKind kind);
 
+// True for the kinds defined on energies of answers, the notes' EBM losses:
+// margin hinge/log/square-square, nll, energy, perceptron, general hinge.
+// (squared_energy applies to these; triplet, cosine and hinge-embedding keep
+// their own distances.)
+bool IsAnswerEnergyKind(EmbeddingLossKind kind);
+
 // The loss on answer energies (core/loss/ebm_loss.h) an EBM kind stands for:
 // kMarginHinge -> kHinge, kMarginLog -> kLog, kMarginSquareSquare ->
 // kSquareSquare, kNll, kPerceptron; kEnergy for every other kind.
