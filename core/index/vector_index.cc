@@ -132,7 +132,9 @@ void HnswSearchOne(const faiss::HNSW& hnsw,
     D[j] = 0;
     I[j] = -1;
   }
-  if (hnsw.entry_point < 0) return;
+  // k < 1 never reaches here (callers check it); saying so also tells gcc
+  // that `results` below is never popped empty (its -Warray-bounds).
+  if (hnsw.entry_point < 0 || k < 1) return;
   faiss_idx cur = hnsw.entry_point;
   float d_cur = dc(cur);
   for (int level = hnsw.max_level; level > 0; --level) {
