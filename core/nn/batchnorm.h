@@ -3,6 +3,10 @@
 // biased batch variance and updates the running statistics with the
 // unbiased one, running = (1 - momentum) * running + momentum * batch;
 // eval normalizes with the running statistics. Thread-safe.
+//
+// `threads` (<= 0: the OpenMP default) splits the training-mode functions by
+// channel: each channel's sums are still taken by one thread in the same
+// order, so results are bit-identical for every thread count.
 #ifndef EMBEDSEARCH_CORE_NN_BATCHNORM_H_
 #define EMBEDSEARCH_CORE_NN_BATCHNORM_H_
 
@@ -21,7 +25,8 @@ void BatchNormForwardTrain(const float* x, int n, int channels, int spatial,
                            const float* gamma, const float* beta,
                            const BatchNormOptions& options,
                            float* running_mean, float* running_var, float* y,
-                           float* save_mean, float* save_invstd);
+                           float* save_mean, float* save_invstd,
+                           int threads = 1);
 void BatchNormForwardEval(const float* x, int n, int channels, int spatial,
                           const float* gamma, const float* beta,
                           const float* running_mean, const float* running_var,
@@ -31,7 +36,8 @@ void BatchNormForwardEval(const float* x, int n, int channels, int spatial,
 void BatchNormBackwardTrain(const float* x, const float* dy, int n,
                             int channels, int spatial, const float* gamma,
                             const float* save_mean, const float* save_invstd,
-                            float* dx, float* dgamma, float* dbeta);
+                            float* dx, float* dgamma, float* dbeta,
+                            int threads = 1);
 // Gradients of the eval-mode forward (a per-channel affine map).
 void BatchNormBackwardEval(const float* x, const float* dy, int n,
                            int channels, int spatial, const float* gamma,

@@ -324,7 +324,7 @@ void Encoder::Forward(const float* input, int n, float* output, bool training) {
                                   s.gamma->value.data(), s.beta->value.data(),
                                   m.bn_options, s.running_mean->value.data(),
                                   s.running_var->value.data(), s.act.data(),
-                                  s.save_mean.data(), s.save_invstd.data());
+                                  s.save_mean.data(), s.save_invstd.data(), threads);
       } else {
         nn::BatchNormForwardEval(s.pre.data(), n, s.conv.out_channels, spatial,
                                  s.gamma->value.data(), s.beta->value.data(),
@@ -332,8 +332,14 @@ void Encoder::Forward(const float* input, int n, float* output, bool training) {
                                  s.running_var->value.data(), m.bn_options,
                                  s.act.data());
       }
-      nn::ReluForward(s.act.data(), n * conv_size, s.act.data());
-      nn::MaxPool2dForward(s.pool, s.act.data(), n, s.out.data(), s.argmax.data());
+      ParallelChunks(n, threads, [&](int64_t begin, int64_t end, int) {
+        for (int64_t i = begin; i < end; ++i) {
+          float* act = s.act.data() + i * conv_size;
+          nn::ReluForward(act, conv_size, act);
+          nn::MaxPool2dForwardImage(s.pool, act, s.out.data() + i * out_size,
+                                    s.argmax.data() + i * out_size);
+        }
+      });
     }
     x = s.out.data();
   }
@@ -424,20 +430,24 @@ void Encoder::Backward(const float* grad_output) {
     if (c.batch_norm) {
       // Pool and ReLU backward into act-shaped gradients, then BN backward
       // over the whole batch, then the conv backward per image.
-      std::vector<float> dact(n * conv_size);
-      for (int i = 0; i < n; ++i) {
-        nn::MaxPool2dBackwardImage(s.pool, s.dout.data() + i * out_size,
-                                   s.argmax.data() + i * out_size,
-                                   dact.data() + i * conv_size);
-      }
-      nn::ReluBackward(s.act.data(), dact.data(), dact.size(), dact.data());
-      std::vector<float> dpre(dact.size());
+      s.dact.resize(size_t(n) * conv_size);
+      s.dpre.resize(s.dact.size());
+      std::vector<float>& dact = s.dact;
+      std::vector<float>& dpre = s.dpre;
+      ParallelChunks(n, threads, [&](int64_t begin, int64_t end, int) {
+        for (int64_t i = begin; i < end; ++i) {
+          float* d = dact.data() + i * conv_size;
+          nn::MaxPool2dBackwardImage(s.pool, s.dout.data() + i * out_size,
+                                     s.argmax.data() + i * out_size, d);
+          nn::ReluBackward(s.act.data() + i * conv_size, d, conv_size, d);
+        }
+      });
       if (m.training) {
         nn::BatchNormBackwardTrain(s.pre.data(), dact.data(), n, cout,
                                    s.conv.col_cols(), s.gamma->value.data(),
                                    s.save_mean.data(), s.save_invstd.data(),
                                    dpre.data(), s.gamma->grad.data(),
-                                   s.beta->grad.data());
+                                   s.beta->grad.data(), threads);
       } else {
         nn::BatchNormBackwardEval(s.pre.data(), dact.data(), n, cout,
                                   s.conv.col_cols(), s.gamma->value.data(),

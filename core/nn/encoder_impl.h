@@ -36,6 +36,10 @@ struct ConvStage {
   std::vector<int32_t> argmax;                // [n, pool.out_size()]
   std::vector<float> out;   // stage output [n, pool.out_size()]
   std::vector<float> dout;  // dL/d(out), filled by Backward
+  // BN backward scratch, [n, C, H*W] each; kept between steps so a step
+  // does not allocate and zero 2 x 16 MB (conv0 at batch 160). Every
+  // element is overwritten before it is read.
+  std::vector<float> dact, dpre;
 };
 
 struct Encoder::Impl {

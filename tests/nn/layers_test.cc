@@ -239,6 +239,56 @@ TEST(NnLayers, BatchNormTrainBackwardMatchesFiniteDifferences) {
   }
 }
 
+// The training functions split channels across threads and sum 8 channels
+// per sweep (1 at a time for a remainder). 19 channels: one thread takes
+// channels 0-15 in two groups of 8, three threads take chunks of 6-7, all
+// one at a time. Every bit must agree: a channel's sums keep their order.
+TEST(NnLayers, BatchNormTrainIsBitIdenticalForEveryThreadCountAndGrouping) {
+  const int n = 5, c = 19, sp = 7;
+  std::vector<float> x = Randn(n * c * sp, 40, 2.0f), g = Randn(c, 41), b = Randn(c, 42),
+                     dy = Randn(x.size(), 43);
+  // Magnitudes from 2^-20 to 2^20, so that double sums round and a changed
+  // summation order would show (sums of similar floats are exact in double).
+  for (size_t k = 0; k < x.size(); ++k) {
+    x[k] = std::ldexp(x[k] + 3.0f, static_cast<int>((k * 7919) % 41) - 20);
+    dy[k] = std::ldexp(dy[k], static_cast<int>((k * 104729) % 41) - 20);
+  }
+  struct Out {
+    std::vector<float> y, mean, invstd, rm, rv, dx, dg, db;
+  };
+  auto run = [&](int threads) {
+    Out o{std::vector<float>(x.size()), std::vector<float>(c), std::vector<float>(c),
+          std::vector<float>(c, 0.5f), std::vector<float>(c, 2.0f),
+          std::vector<float>(x.size()), std::vector<float>(c, 0.25f),
+          std::vector<float>(c, -0.25f)};
+    BatchNormForwardTrain(x.data(), n, c, sp, g.data(), b.data(), {}, o.rm.data(),
+                          o.rv.data(), o.y.data(), o.mean.data(), o.invstd.data(), threads);
+    BatchNormBackwardTrain(x.data(), dy.data(), n, c, sp, g.data(), o.mean.data(),
+                           o.invstd.data(), o.dx.data(), o.dg.data(), o.db.data(), threads);
+    return o;
+  };
+  const Out one = run(1);
+  for (int threads : {2, 3, 4}) {
+    const Out other = run(threads);
+    EXPECT_EQ(one.y, other.y) << threads << " threads";
+    EXPECT_EQ(one.mean, other.mean) << threads << " threads";
+    EXPECT_EQ(one.invstd, other.invstd) << threads << " threads";
+    EXPECT_EQ(one.rm, other.rm) << threads << " threads";
+    EXPECT_EQ(one.rv, other.rv) << threads << " threads";
+    EXPECT_EQ(one.dx, other.dx) << threads << " threads";
+    EXPECT_EQ(one.dg, other.dg) << threads << " threads";
+    EXPECT_EQ(one.db, other.db) << threads << " threads";
+  }
+  // And the grouped statistics are the right ones.
+  for (int ch : {0, 7, 8, 15, 18}) {
+    double s = 0;
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < sp; ++j) s += x[(i * c + ch) * sp + j];
+    EXPECT_NEAR(one.mean[ch], s / (n * sp), 1e-6 * std::fabs(s / (n * sp)))
+        << "channel " << ch;
+  }
+}
+
 TEST(NnLayers, BatchNormUpdatesRunningStatsLikePyTorch) {
   const int n = 2, c = 1, sp = 3;
   std::vector<float> x = {1, 2, 3, 4, 5, 6}, g = {1}, b = {0}, y(6), mean(1), invstd(1);
