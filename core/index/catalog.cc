@@ -37,37 +37,28 @@ CREATE TABLE IF NOT EXISTS items(
   model_version TEXT NOT NULL);
 )sql";
 
-// Owns one prepared statement; resets it on scope exit so the next use
-// starts clean.
-class Stmt {
+// Owns one SQLite handle and releases it with `Release` (both accept null).
+template <typename Handle, int (*Release)(Handle*)>
+class Owned {
  public:
-  Stmt() = default;
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  sqlite3_stmt** out() { return &stmt_; }
-  sqlite3_stmt* get() const { return stmt_; }
+  Owned() = default;
+  ~Owned() { Release(handle_); }
+  Owned(const Owned&) = delete;
+  Owned& operator=(const Owned&) = delete;
+  Handle** out() { return &handle_; }
+  Handle* get() const { return handle_; }
 
  private:
-  sqlite3_stmt* stmt_ = nullptr;
+  Handle* handle_ = nullptr;
 };
 
-// Owns the connection; closing a null one is a no-op. Catalog::Impl declares
-// it before the statements, so they are finalized first (members go in
-// reverse order): sqlite3_close fails while any statement is unfinalized, and
-// the WAL is then never checkpointed into the file.
-class Connection {
- public:
-  Connection() = default;
-  ~Connection() { sqlite3_close(db_); }
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
-  sqlite3** out() { return &db_; }
-  sqlite3* get() const { return db_; }
-
- private:
-  sqlite3* db_ = nullptr;
-};
+// A prepared statement (Use resets it after each use).
+using Stmt = Owned<sqlite3_stmt, sqlite3_finalize>;
+// The connection. Catalog::Impl declares it before the statements, so they
+// are finalized first (members go in reverse order): sqlite3_close fails
+// while any statement is unfinalized, and the WAL is then never checkpointed
+// into the file.
+using Connection = Owned<sqlite3, sqlite3_close>;
 
 // Resets and unbinds on destruction.
 struct Use {
