@@ -1,5 +1,6 @@
 #include "trainer/retrieval_metrics.h"
 
+#include <dlfcn.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "faiss/utils/distances.h"
+#include "trainer/nearest_selection.h"
 
 namespace embedsearch {
 
@@ -63,6 +65,39 @@ RetrievalMetrics RetrievalMetricsAccumulator::Result() const {
   return m;
 }
 
+namespace {
+
+// OpenBLAS (Debian's usual libblas.so.3) runs a thread pool of its own whose
+// threads spin and sched_yield after every call, on the same 2 cores as our
+// OpenMP threads: ~20% of an evaluation's samples. While one is in scope,
+// OpenBLAS calls run in the calling thread, so each of our threads makes
+// its own. Looked up at run time: another BLAS has no such function (and is
+// left alone).
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() {
+    set_ = reinterpret_cast<void (*)(int)>(
+        dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    auto get = reinterpret_cast<int (*)()>(
+        dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    if (set_ != nullptr && get != nullptr) {
+      previous_ = get();
+      set_(1);
+    }
+  }
+  ~SingleThreadedBlas() {
+    if (set_ != nullptr && previous_ > 0) set_(previous_);
+  }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  void (*set_)(int) = nullptr;
+  int previous_ = 0;
+};
+
+}  // namespace
+
 absl::StatusOr<RetrievalMetrics> EvaluateRetrieval(
     const float* gallery, const std::vector<int32_t>& gallery_labels,
     const float* queries, const std::vector<int32_t>& query_labels, int dim,
@@ -89,45 +124,39 @@ absl::StatusOr<RetrievalMetrics> EvaluateRetrieval(
   }
   // Exact squared L2 distances from FAISS (faiss::pairwise_L2sqr: one BLAS
   // product per block of queries), then per query only what the metrics
-  // need: the max(10, R) nearest, in order. Why not IndexFlatL2::search with
-  // k = R: R is 6000 for Fashion-MNIST, and FAISS keeps a 6000-entry heap
-  // per query over 60k candidates; that was ~20 s of every epoch's
-  // evaluation on 2 cores. Selecting and sorting only the R nearest is less
-  // than a quarter of that.
-  const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  // need: the max(10, R) nearest, in order (trainer/nearest_selection.h).
+  // Why not IndexFlatL2::search with k = R: R is 6000 for Fashion-MNIST,
+  // and FAISS keeps a 6000-entry heap per query over 60k candidates (~20 s
+  // of every epoch's evaluation on 2 cores). Each thread takes whole blocks:
+  // its own BLAS call, then the selection for the block's queries.
+  const int threads =
+      options.threads > 0 ? options.threads : omp_get_max_threads();
   const int64_t block = std::max(1, options.query_block);
-  std::vector<float> distances(static_cast<size_t>(block) * ng);
+  const int64_t blocks = (nq + block - 1) / block;
   std::vector<QueryScores> scores(nq);
-  for (int64_t q0 = 0; q0 < nq; q0 += block) {
-    const int64_t nb = std::min(block, nq - q0);
-    faiss::pairwise_L2sqr(dim, nb, queries + q0 * dim, ng, gallery,
-                          distances.data());
+  const SingleThreadedBlas blas_in_our_threads;
 #pragma omp parallel num_threads(threads)
-    {
-      // (distance bits << 32 | gallery index): for distances >= 0 the IEEE
-      // bits order like the floats, so plain integer order is "nearest
-      // first, equal distances in gallery order", and the selection runs on
-      // one contiguous array instead of indices into the distance row.
-      std::vector<uint64_t> keys(ng);
-      std::vector<int32_t> ranked;
-#pragma omp for schedule(dynamic, 8)
+  {
+    std::vector<float> distances(static_cast<size_t>(block) * ng);
+    NearestSelectionScratch scratch;
+    std::vector<uint32_t> nearest;
+    std::vector<int32_t> ranked;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t q0 = b * block, nb = std::min(block, nq - q0);
+      faiss::pairwise_L2sqr(dim, nb, queries + q0 * dim, ng, gallery,
+                            distances.data());
       for (int64_t q = 0; q < nb; ++q) {
-        const float* dq = distances.data() + q * ng;
         const int32_t label = query_labels[q0 + q];
         auto it = per_label.find(label);
         const int64_t relevant = it == per_label.end() ? 0 : it->second;
-        const int64_t k = std::min<int64_t>(ng, std::max<int64_t>(10, relevant));
-        for (int64_t g = 0; g < ng; ++g) {
-          // pairwise_L2sqr expands |x|^2 + |y|^2 - 2xy: clamp its rounding.
-          const float d = std::max(dq[g], 0.0f);
-          uint32_t bits;
-          std::memcpy(&bits, &d, sizeof bits);
-          keys[g] = (static_cast<uint64_t>(bits) << 32) | static_cast<uint64_t>(g);
-        }
-        if (k < ng) std::nth_element(keys.begin(), keys.begin() + k, keys.end());
-        std::sort(keys.begin(), keys.begin() + k);
+        const int64_t k =
+            std::min<int64_t>(ng, std::max<int64_t>(10, relevant));
+        nearest.resize(k);
         ranked.resize(k);
-        for (int64_t j = 0; j < k; ++j) ranked[j] = gallery_labels[keys[j] & 0xFFFFFFFFu];
+        SelectNearestInOrder(distances.data() + q * ng, ng, k, scratch,
+                             nearest.data());
+        for (int64_t j = 0; j < k; ++j) ranked[j] = gallery_labels[nearest[j]];
         scores[q0 + q] = ScoreQuery(label, ranked.data(), k, relevant);
       }
     }
@@ -141,8 +170,8 @@ std::string RetrievalMetricsJson(const RetrievalMetrics& m) {
   return absl::StrFormat(
       "{\"queries\":%d,\"precision_at_1\":%.6f,\"recall_at_1\":%.6f,"
       "\"recall_at_5\":%.6f,\"recall_at_10\":%.6f,\"map_at_r\":%.6f}",
-      m.queries, m.precision_at_1, m.recall_at_1, m.recall_at_5,
-      m.recall_at_10, m.map_at_r);
+      m.queries, m.precision_at_1, m.recall_at_1, m.recall_at_5, m.recall_at_10,
+      m.map_at_r);
 }
 
 }  // namespace embedsearch
