@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/status_macros.h"
 
 namespace embedsearch {
 
@@ -20,10 +21,7 @@ absl::StatusOr<ClassEnergyLossResult> ClassEnergyLoss(
     return absl::InvalidArgumentError(absl::StrCat(
         "class energy loss needs at least 2 classes, got ", classes));
   }
-  if (!(options.beta > 0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("beta must be > 0, got ", options.beta));
-  }
+  RETURN_IF_ERROR(CheckEbmOptions(options));
   for (int i = 0; i < n; ++i) {
     if (labels[i] < 0 || labels[i] >= classes) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -42,7 +42,7 @@ struct ClassEnergyLossResult {
 // embeddings: n x dim (row-major); labels: n values in [0, classes);
 // prototypes: classes x dim, none all-zero. InvalidArgument for n < 1,
 // dim < 1, classes < 2, a label out of range, a zero prototype or an invalid
-// EbmOptions value (beta <= 0).
+// EbmOptions value (CheckEbmOptions).
 absl::StatusOr<ClassEnergyLossResult> ClassEnergyLoss(
     const float* embeddings, int n, int dim, const int32_t* labels,
     const float* prototypes, int classes, EbmLossKind kind,

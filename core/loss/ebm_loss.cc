@@ -106,6 +106,14 @@ absl::Status CheckEnergies(const RowMatrix& energies,
 
 }  // namespace
 
+absl::Status CheckEbmOptions(const EbmOptions& options) {
+  if (!(options.beta > 0) || !std::isfinite(options.beta)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "EBM loss: beta must be finite and > 0, got ", options.beta));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<LossResult> EbmLoss(const RowMatrix& energies,
                                    const std::vector<int>& correct,
                                    EbmLossKind kind,
@@ -115,10 +123,8 @@ absl::StatusOr<LossResult> EbmLoss(const RowMatrix& energies,
                                kind == EbmLossKind::kSquareSquare;
   absl::Status s = CheckEnergies(energies, correct, needs_incorrect ? 2 : 1);
   if (!s.ok()) return s;
-  if (!(options.beta > 0) || !std::isfinite(options.beta)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "EBM loss: beta must be finite and > 0, got ", options.beta));
-  }
+  s = CheckEbmOptions(options);
+  if (!s.ok()) return s;
   const Eigen::Index p = energies.rows();
   const int k = static_cast<int>(energies.cols());
   const double g = 1.0 / static_cast<double>(p);

@@ -29,6 +29,7 @@
 
 #include <vector>
 
+#include "absl/status/status.h"
 #include "core/loss/loss_types.h"
 
 namespace embedsearch {
@@ -46,6 +47,10 @@ struct EbmOptions {
   double margin = 1.0;  // default 1: m of the hinge and square-square losses
   double beta = 1.0;    // default 1: inverse temperature of kNll (> 0)
 };
+
+// InvalidArgument unless beta is finite and > 0 (EbmLoss and
+// ClassEnergyLoss check their options with it).
+absl::Status CheckEbmOptions(const EbmOptions& options);
 
 // One sample: returns L and adds g * dL/dE(y) to grad[y] (grad may be null).
 // `energies` has k >= 1 values (k >= 2 for kHinge, kLog, kSquareSquare),
