@@ -25,10 +25,12 @@
 #include "trainer/holdout.h"
 #include "trainer/retrieval_metrics.h"
 
-ABSL_FLAG(std::string, data, "out/datasets/emoji", "image folder ROOT/<label>/*");
+ABSL_FLAG(std::string, data, "out/datasets/emoji",
+          "image folder ROOT/<label>/*");
 ABSL_FLAG(std::string, holdout_classes, "0.5",
           "as the trainer's flag: a fraction or a file of class names");
-ABSL_FLAG(uint64_t, seed, 1, "the trainer's --seed (chooses a fraction's classes)");
+ABSL_FLAG(uint64_t, seed, 1,
+          "the trainer's --seed (chooses a fraction's classes)");
 ABSL_FLAG(int, threads, 2, "evaluation threads");
 
 namespace embedsearch {
@@ -44,12 +46,13 @@ struct Labelled {
 // RGBA over white, gray replicated: 3 channels.
 Image OnWhiteRgb(const Image& in) {
   if (in.channels != 4) return ToRgb(in);
-  Image out{in.width, in.height, 3, std::vector<uint8_t>(in.width * in.height * 3)};
+  Image out{in.width, in.height, 3,
+            std::vector<uint8_t>(in.width * in.height * 3)};
   for (size_t i = 0; i < static_cast<size_t>(in.width) * in.height; ++i) {
     const int a = in.pixels[i * 4 + 3];
     for (int c = 0; c < 3; ++c) {
-      out.pixels[i * 3 + c] =
-          static_cast<uint8_t>((in.pixels[i * 4 + c] * a + 255 * (255 - a) + 127) / 255);
+      out.pixels[i * 3 + c] = static_cast<uint8_t>(
+          (in.pixels[i * 4 + c] * a + 255 * (255 - a) + 127) / 255);
     }
   }
   return out;
@@ -61,9 +64,12 @@ absl::StatusOr<Labelled> LoadClasses(const std::string& root,
   Labelled out;
   for (size_t c = 0; c < classes.size(); ++c) {
     std::vector<fs::path> files;
-    for (const auto& entry : fs::directory_iterator(fs::path(root) / classes[c])) {
-      const std::string ext = absl::AsciiStrToLower(entry.path().extension().string());
-      if (ext == ".png" || ext == ".jpg" || ext == ".jpeg") files.push_back(entry.path());
+    for (const auto& entry :
+         fs::directory_iterator(fs::path(root) / classes[c])) {
+      const std::string ext =
+          absl::AsciiStrToLower(entry.path().extension().string());
+      if (ext == ".png" || ext == ".jpg" || ext == ".jpeg")
+        files.push_back(entry.path());
     }
     std::sort(files.begin(), files.end());
     for (const fs::path& f : files) {
@@ -109,10 +115,11 @@ int Run() {
     std::fprintf(stderr, "%s\n", held.status().ToString().c_str());
     return 1;
   }
-  std::printf("%s: %zu classes, %zu held out (--holdout_classes %s --seed %llu), "
-              "%zu held-out images; leave-one-out, squared L2 on pixels / 255\n\n",
-              root.c_str(), names.size(), split->held_out.size(), split->spec.c_str(),
-              static_cast<unsigned long long>(split->seed), held->images.size());
+  std::printf(
+      "%s: %zu classes, %zu held out (--holdout_classes %s --seed %llu), "
+      "%zu held-out images; leave-one-out, squared L2 on pixels / 255\n\n",
+      root.c_str(), names.size(), split->held_out.size(), split->spec.c_str(),
+      static_cast<unsigned long long>(split->seed), held->images.size());
   std::printf("| pixels | dim | P@1 | R@5 | R@10 | MAP@R | seconds |\n");
   std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
   struct Variant {
@@ -120,8 +127,9 @@ int Run() {
     int size;
     bool gray;
   };
-  for (const Variant& v : {Variant{"RGB 64x64", 64, false}, Variant{"RGB 32x32", 32, false},
-                           Variant{"RGB 16x16", 16, false}, Variant{"gray 28x28", 28, true}}) {
+  for (const Variant& v :
+       {Variant{"RGB 64x64", 64, false}, Variant{"RGB 32x32", 32, false},
+        Variant{"RGB 16x16", 16, false}, Variant{"gray 28x28", 28, true}}) {
     const absl::Time t0 = absl::Now();
     int dim = 0;
     const std::vector<float> x = Pixels(*held, v.size, v.gray, &dim);

@@ -29,11 +29,12 @@ uint64_t NameKey(uint64_t seed, const std::string& name) {
 }
 
 // `held_out` names (a subset of `class_names`) as a split.
-absl::StatusOr<HoldoutSplit> MakeSplit(const std::vector<std::string>& class_names,
-                                       const std::set<std::string>& held_out) {
+absl::StatusOr<HoldoutSplit> MakeSplit(
+    const std::vector<std::string>& class_names,
+    const std::set<std::string>& held_out) {
   HoldoutSplit split;
-  for (const std::string& name : std::set<std::string>(class_names.begin(),
-                                                       class_names.end())) {
+  for (const std::string& name :
+       std::set<std::string>(class_names.begin(), class_names.end())) {
     (held_out.count(name) ? split.held_out : split.seen).push_back(name);
   }
   if (split.held_out.empty() || split.seen.empty()) {
@@ -46,8 +47,8 @@ absl::StatusOr<HoldoutSplit> MakeSplit(const std::vector<std::string>& class_nam
 }
 
 // Indices of `d`'s images whose label name is (or is not) in `names`.
-std::vector<size_t> ImagesOf(const Dataset& d, const std::set<std::string>& names,
-                             bool in) {
+std::vector<size_t> ImagesOf(const Dataset& d,
+                             const std::set<std::string>& names, bool in) {
   std::vector<size_t> idx;
   for (size_t i = 0; i < d.size(); ++i) {
     if ((names.count(d.label_names[d.labels[i]]) > 0) == in) idx.push_back(i);
@@ -66,9 +67,11 @@ absl::StatusOr<HoldoutSplit> SplitClassesByFraction(
   }
   const std::set<std::string> unique(class_names.begin(), class_names.end());
   std::vector<std::pair<uint64_t, std::string>> keyed;
-  for (const std::string& name : unique) keyed.emplace_back(NameKey(seed, name), name);
+  for (const std::string& name : unique)
+    keyed.emplace_back(NameKey(seed, name), name);
   std::sort(keyed.begin(), keyed.end());
-  const size_t count = static_cast<size_t>(std::llround(fraction * keyed.size()));
+  const size_t count =
+      static_cast<size_t>(std::llround(fraction * keyed.size()));
   std::set<std::string> held_out;
   for (size_t i = 0; i < count; ++i) held_out.insert(keyed[i].second);
   ASSIGN_OR_RETURN(HoldoutSplit split, MakeSplit(class_names, held_out));
@@ -86,7 +89,8 @@ absl::StatusOr<HoldoutSplit> SplitClassesByList(
           "--holdout_classes: \"", name, "\" is not a class of the data"));
     }
   }
-  return MakeSplit(class_names, std::set<std::string>(listed.begin(), listed.end()));
+  return MakeSplit(class_names,
+                   std::set<std::string>(listed.begin(), listed.end()));
 }
 
 absl::StatusOr<HoldoutSplit> ChooseHeldOutClasses(
@@ -96,14 +100,16 @@ absl::StatusOr<HoldoutSplit> ChooseHeldOutClasses(
   if (!spec.empty()) {
     double fraction = 0;
     if (absl::SimpleAtod(spec, &fraction)) {
-      ASSIGN_OR_RETURN(split, SplitClassesByFraction(class_names, fraction, seed));
+      ASSIGN_OR_RETURN(split,
+                       SplitClassesByFraction(class_names, fraction, seed));
     } else {
       absl::StatusOr<std::string> text = ReadFile(spec, size_t{64} << 20);
       if (!text.ok()) {
-        return absl::Status(text.status().code(),
-                            absl::StrCat("--holdout_classes: neither a fraction "
-                                         "nor a readable file: ",
-                                         text.status().message()));
+        return absl::Status(
+            text.status().code(),
+            absl::StrCat("--holdout_classes: neither a fraction "
+                         "nor a readable file: ",
+                         text.status().message()));
       }
       std::vector<std::string> listed;
       for (absl::string_view line : absl::StrSplit(*text, '\n')) {
@@ -127,7 +133,8 @@ v1::ClassSplit HoldoutSplitToProto(const HoldoutSplit& split) {
   proto.set_spec(split.spec);
   proto.set_seed(split.seed);
   for (const std::string& name : split.seen) proto.add_seen_classes(name);
-  for (const std::string& name : split.held_out) proto.add_held_out_classes(name);
+  for (const std::string& name : split.held_out)
+    proto.add_held_out_classes(name);
   return proto;
 }
 
@@ -144,10 +151,12 @@ HoldoutSplit HoldoutSplitFromProto(const v1::ClassSplit& proto) {
 absl::StatusOr<HeldOutClasses> SplitOffHeldOutClasses(
     const TrainerOptions& options, TrainingData* data) {
   HeldOutClasses result;
-  const std::vector<std::string>& names =
-      data->gallery_is_train ? data->train.label_names : data->gallery.label_names;
-  ASSIGN_OR_RETURN(result.split,
-                   ChooseHeldOutClasses(names, options.holdout_classes, options.seed));
+  const std::vector<std::string>& names = data->gallery_is_train
+                                              ? data->train.label_names
+                                              : data->gallery.label_names;
+  ASSIGN_OR_RETURN(
+      result.split,
+      ChooseHeldOutClasses(names, options.holdout_classes, options.seed));
   if (!result.split.active()) return result;
   const std::set<std::string> held(result.split.held_out.begin(),
                                    result.split.held_out.end());
@@ -179,7 +188,8 @@ std::string DescribeHeldOutClasses(const HeldOutClasses& held_out,
       "(leave-one-out retrieval each evaluation); training on the other %d "
       "classes (%d images, %d test queries); gallery %d images",
       s.spec, s.held_out.size(), s.held_out.size() + s.seen.size(),
-      held_out.images.size(), s.seen.size(), data.train.size(), data.test.size(),
+      held_out.images.size(), s.seen.size(), data.train.size(),
+      data.test.size(),
       data.gallery_is_train ? data.train.size() : data.gallery.size());
 }
 
@@ -202,7 +212,8 @@ absl::Status EvaluateHeldOutClasses(const HeldOutClasses& held_out,
                                     const Encoder& encoder, int threads,
                                     EpochRecord* record) {
   if (!held_out.split.active()) return absl::OkStatus();
-  const std::vector<float> emb = EncodeDataset(encoder, held_out.images, threads);
+  const std::vector<float> emb =
+      EncodeDataset(encoder, held_out.images, threads);
   const std::vector<int32_t> labels(held_out.images.labels.begin(),
                                     held_out.images.labels.end());
   ASSIGN_OR_RETURN(record->held_out,
@@ -238,7 +249,8 @@ absl::Status DecodeHeldOutHistory(const std::string& text,
       v[i] = std::strtod(f[i + 2].c_str(), &end);
       ok = end != nullptr && *end == '\0';
     }
-    if (!ok) return absl::DataLossError("checkpoint held-out history: bad line");
+    if (!ok)
+      return absl::DataLossError("checkpoint held-out history: bad line");
     m.precision_at_1 = v[0], m.recall_at_1 = v[1], m.recall_at_5 = v[2];
     m.recall_at_10 = v[3], m.map_at_r = v[4];
     for (EpochRecord& r : *history) {

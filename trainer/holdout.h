@@ -30,10 +30,10 @@
 namespace embedsearch {
 
 struct HoldoutSplit {
-  std::string spec;                    // --holdout_classes as given
-  uint64_t seed = 0;                   // the run's --seed
-  std::vector<std::string> seen;       // trained on, sorted
-  std::vector<std::string> held_out;   // never trained on, sorted
+  std::string spec;                   // --holdout_classes as given
+  uint64_t seed = 0;                  // the run's --seed
+  std::vector<std::string> seen;      // trained on, sorted
+  std::vector<std::string> held_out;  // never trained on, sorted
   bool active() const { return !held_out.empty(); }
 };
 

@@ -31,8 +31,8 @@ void HeldOutLine(SvgWriter& svg, const std::vector<EpochPoint>& points, XFn X,
   if (line.empty()) return;
   svg.Polyline(line, color, 2);
   for (const auto& [x, y] : line) svg.Circle(x, y, 3, color);
-  svg.Text(label_x, label_y, absl::StrFormat("held-out classes: %.4f", last), 11,
-           "end", color);
+  svg.Text(label_x, label_y, absl::StrFormat("held-out classes: %.4f", last),
+           11, "end", color);
 }
 
 // One line-chart panel at (x0, y0) of size w x h.

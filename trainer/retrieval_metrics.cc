@@ -149,14 +149,15 @@ absl::StatusOr<RetrievalMetrics> Evaluate(
       for (int64_t q = 0; q < nb; ++q) {
         const int32_t label = query_labels[q0 + q];
         auto it = per_label.find(label);
-        const int64_t relevant = (it == per_label.end() ? 0 : it->second) -
-                                 (leave_one_out ? 1 : 0);
+        const int64_t relevant =
+            (it == per_label.end() ? 0 : it->second) - (leave_one_out ? 1 : 0);
         const int64_t self = leave_one_out ? q0 + q : -1;
         const int64_t others = ng - (leave_one_out ? 1 : 0);
         const int64_t k =
             std::min<int64_t>(others, std::max<int64_t>(10, relevant));
         // One more when the query itself is among them (then skipped).
-        const int64_t selected = std::min<int64_t>(ng, k + (leave_one_out ? 1 : 0));
+        const int64_t selected =
+            std::min<int64_t>(ng, k + (leave_one_out ? 1 : 0));
         nearest.resize(selected);
         ranked.resize(k);
         SelectNearestInOrder(distances.data() + q * ng, ng, selected, scratch,

@@ -246,7 +246,8 @@ std::string EpochRecordJson(const EpochRecord& r, const TrainerOptions& o) {
     std::string m = RetrievalMetricsJson(r.metrics);  // {"queries":...}
     absl::StrAppend(&json, ",", m.substr(1, m.size() - 2));
   }
-  if (r.held_out_evaluated) absl::StrAppend(&json, ",\"held_out\":", RetrievalMetricsJson(r.held_out));
+  if (r.held_out_evaluated)
+    absl::StrAppend(&json, ",\"held_out\":", RetrievalMetricsJson(r.held_out));
   json += "}";
   return json;
 }
@@ -360,14 +361,16 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   pk.classes_per_batch = o.classes_per_batch;
   pk.images_per_class = o.images_per_class;
   pk.seed = o.seed;
-  pk.min_images_per_class = o.images_per_class >= 2 ? 2 : 0;  // smaller than K: repeats
+  // Classes smaller than K repeat images; one-image classes are left out.
+  pk.min_images_per_class = o.images_per_class >= 2 ? 2 : 0;
   absl::StatusOr<PkSampler> sampler_or = PkSampler::Create(train.labels, pk);
   if (!sampler_or.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--classes-per-batch/--images-per-class: ", sampler_or.status().message()));
   }
   PkSampler sampler = std::move(*sampler_or);
-  if (!sampler.excluded_labels().empty()) say(DescribeExcludedClasses(sampler.excluded_labels(), train));
+  if (!sampler.excluded_labels().empty())
+    say(DescribeExcludedClasses(sampler.excluded_labels(), train));
   Rng aug_rng(o.seed * 0x9E3779B97F4A7C15ull + 17);
 
   // Run state (restored from the checkpoint on resume).
@@ -414,7 +417,10 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
     collapse_warned = meta["collapse_warned"] == "1";
     ASSIGN_OR_RETURN(std::string hist, ckpt.Get("history"));
     ASSIGN_OR_RETURN(history, DecodeHistory(hist));
-    if (ckpt.Has("held_out_history")) RETURN_IF_ERROR(DecodeHeldOutHistory(*ckpt.Get("held_out_history"), &history));
+    if (ckpt.Has("held_out_history")) {
+      RETURN_IF_ERROR(
+          DecodeHeldOutHistory(*ckpt.Get("held_out_history"), &history));
+    }
     say(absl::StrFormat("resumed %s: %d epochs + %d steps done (step %d)",
                         ckpt_path, completed_epochs, step_in_epoch, global_step));
   }
@@ -698,7 +704,8 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
     bw.index_spec = o.index_spec;
     bw.metric = "l2";
     bw.trainer_command = o.command_line;
-    if (held_out.split.active()) bw.class_split = HoldoutSplitToProto(held_out.split);
+    if (held_out.split.active())
+      bw.class_split = HoldoutSplitToProto(held_out.split);
     say(absl::StrFormat("exporting %d gallery images to %s (%s)", gallery.size(),
                         o.out, o.index_spec));
     RETURN_IF_ERROR(WriteBundle(o.out, *encoder, gallery, emb.data(), bw));

@@ -18,9 +18,9 @@ absl::StatusOr<PkSampler> PkSampler::Create(const std::vector<int32_t>& labels,
   const int k = options.images_per_class;
   const int min_images = options.min_images_per_class;
   if (min_images != 0 && (min_images < 2 || min_images > k)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "PkSampler: min_images_per_class must be 0 or in 2..K=", k, ", got ",
-        min_images));
+    return absl::InvalidArgumentError(
+        absl::StrCat("PkSampler: min_images_per_class must be 0 or in 2..K=", k,
+                     ", got ", min_images));
   }
   const size_t usable = static_cast<size_t>(min_images > 0 ? min_images : k);
   std::map<int32_t, std::vector<size_t>> groups;  // Sorted by label.
@@ -41,10 +41,10 @@ absl::StatusOr<PkSampler> PkSampler::Create(const std::vector<int32_t>& labels,
     }
   }
   if (by_class.size() < static_cast<size_t>(options.classes_per_batch)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "PkSampler: only ", by_class.size(), " classes have at least ", usable,
-        " images (K=", k, "), but a batch needs P=",
-        options.classes_per_batch));
+    return absl::InvalidArgumentError(
+        absl::StrCat("PkSampler: only ", by_class.size(),
+                     " classes have at least ", usable, " images (K=", k,
+                     "), but a batch needs P=", options.classes_per_batch));
   }
   return PkSampler(std::move(by_class), std::move(excluded), options);
 }
@@ -56,7 +56,8 @@ PkSampler::PkSampler(std::vector<std::vector<size_t>> by_class,
       excluded_(std::move(excluded)),
       options_(options) {
   for (const auto& cls : by_class_) {
-    padded_classes_ += cls.size() < static_cast<size_t>(options_.images_per_class);
+    padded_classes_ +=
+        cls.size() < static_cast<size_t>(options_.images_per_class);
   }
   PlanEpoch();
 }

@@ -55,7 +55,8 @@ TEST(HoldoutSplit, FractionDependsOnNamesNotOnTheirOrder) {
     EXPECT_EQ(b->held_out, a->held_out);
     EXPECT_EQ(b->seen, a->seen);
   }
-  absl::StatusOr<HoldoutSplit> other_seed = SplitClassesByFraction(names, 0.5, 8);
+  absl::StatusOr<HoldoutSplit> other_seed =
+      SplitClassesByFraction(names, 0.5, 8);
   ASSERT_TRUE(other_seed.ok());
   EXPECT_NE(other_seed->held_out, a->held_out);
 }
@@ -86,28 +87,35 @@ TEST(HoldoutSplit, RefusesSplitsWithAnEmptySide) {
 TEST(HoldoutSplit, FileListsClassNamesAndUnknownNamesAreRefused) {
   const std::string dir = FreshDir("list");
   const std::string list = dir + "/held_out.txt";
-  ASSERT_TRUE(WriteFileAtomically(list, "# unseen\n class-3 \n\nclass-1\n").ok());
-  absl::StatusOr<HoldoutSplit> split = ChooseHeldOutClasses(ClassNames(5), list, 4);
+  ASSERT_TRUE(
+      WriteFileAtomically(list, "# unseen\n class-3 \n\nclass-1\n").ok());
+  absl::StatusOr<HoldoutSplit> split =
+      ChooseHeldOutClasses(ClassNames(5), list, 4);
   ASSERT_TRUE(split.ok()) << split.status();
   EXPECT_EQ(split->held_out, std::vector<std::string>({"class-1", "class-3"}));
-  EXPECT_EQ(split->seen, std::vector<std::string>({"class-0", "class-2", "class-4"}));
+  EXPECT_EQ(split->seen,
+            std::vector<std::string>({"class-0", "class-2", "class-4"}));
   EXPECT_EQ(split->spec, list);
 
   ASSERT_TRUE(WriteFileAtomically(list, "class-1\nclass-9\n").ok());
   absl::Status bad = ChooseHeldOutClasses(ClassNames(5), list, 4).status();
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.message().find("class-9"), std::string::npos) << bad;
-  EXPECT_EQ(ChooseHeldOutClasses(ClassNames(5), dir + "/missing.txt", 4).status().code(),
+  EXPECT_EQ(ChooseHeldOutClasses(ClassNames(5), dir + "/missing.txt", 4)
+                .status()
+                .code(),
             absl::StatusCode::kNotFound);
 
-  absl::StatusOr<HoldoutSplit> none = ChooseHeldOutClasses(ClassNames(5), "", 4);
+  absl::StatusOr<HoldoutSplit> none =
+      ChooseHeldOutClasses(ClassNames(5), "", 4);
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->active());
   EXPECT_EQ(none->seen.size(), 5u);
 }
 
 TEST(HoldoutSplit, ProtoRoundTrip) {
-  absl::StatusOr<HoldoutSplit> split = SplitClassesByFraction(ClassNames(10), 0.3, 11);
+  absl::StatusOr<HoldoutSplit> split =
+      SplitClassesByFraction(ClassNames(10), 0.3, 11);
   ASSERT_TRUE(split.ok());
   split->spec = "0.3";
   const HoldoutSplit back = HoldoutSplitFromProto(HoldoutSplitToProto(*split));
@@ -136,7 +144,8 @@ TEST(LeaveOneOut, WellSeparatedClustersAreFoundPerfectly) {
     }
   }
   const std::vector<float> emb = OnALine(xs);
-  absl::StatusOr<RetrievalMetrics> m = EvaluateLeaveOneOut(emb.data(), labels, 2);
+  absl::StatusOr<RetrievalMetrics> m =
+      EvaluateLeaveOneOut(emb.data(), labels, 2);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->queries, 12);
   EXPECT_DOUBLE_EQ(m->precision_at_1, 1.0);
@@ -155,7 +164,8 @@ TEST(LeaveOneOut, NeighboursOfAnotherClassGiveZero) {
     labels.push_back(i % 2);
   }
   const std::vector<float> emb = OnALine(xs);
-  absl::StatusOr<RetrievalMetrics> m = EvaluateLeaveOneOut(emb.data(), labels, 2);
+  absl::StatusOr<RetrievalMetrics> m =
+      EvaluateLeaveOneOut(emb.data(), labels, 2);
   ASSERT_TRUE(m.ok());
   EXPECT_DOUBLE_EQ(m->precision_at_1, 0.0);
   EXPECT_GT(m->recall_at_5, 0.0);  // the own class is found further down
@@ -167,7 +177,8 @@ TEST(LeaveOneOut, IdenticalEmbeddingsRankInGalleryOrderWithoutTheQuery) {
   // (hit), of items 1, 2 item 0 (hit), of items 3..5 item 0 (miss).
   const std::vector<float> emb = OnALine({5, 5, 5, 5, 5, 5});
   const std::vector<int32_t> labels = {0, 0, 0, 1, 1, 1};
-  absl::StatusOr<RetrievalMetrics> m = EvaluateLeaveOneOut(emb.data(), labels, 2);
+  absl::StatusOr<RetrievalMetrics> m =
+      EvaluateLeaveOneOut(emb.data(), labels, 2);
   ASSERT_TRUE(m.ok());
   EXPECT_DOUBLE_EQ(m->precision_at_1, 0.5);
   // R = 2 for everyone; class 0 gets both others first (AP 1), class 1's
@@ -177,7 +188,8 @@ TEST(LeaveOneOut, IdenticalEmbeddingsRankInGalleryOrderWithoutTheQuery) {
 
 TEST(LeaveOneOut, AClassOfOneIsAMissAndTooFewItemsAreRefused) {
   const std::vector<float> emb = OnALine({0, 0.1f, 50});
-  absl::StatusOr<RetrievalMetrics> m = EvaluateLeaveOneOut(emb.data(), {0, 0, 1}, 2);
+  absl::StatusOr<RetrievalMetrics> m =
+      EvaluateLeaveOneOut(emb.data(), {0, 0, 1}, 2);
   ASSERT_TRUE(m.ok());
   EXPECT_NEAR(m->precision_at_1, 2.0 / 3.0, 1e-12);
   EXPECT_EQ(EvaluateLeaveOneOut(emb.data(), {0}, 2).status().code(),
@@ -186,7 +198,8 @@ TEST(LeaveOneOut, AClassOfOneIsAMissAndTooFewItemsAreRefused) {
 
 // ROOT/<class>/<i>.png: class c is a 28x28 gray image with a bright
 // square at a class-specific place, plus a little per-image noise.
-std::string SyntheticFolder(const std::string& name, int classes, int per_class) {
+std::string SyntheticFolder(const std::string& name, int classes,
+                            int per_class) {
   const std::string root = FreshDir(name);
   Rng rng(5);
   for (int c = 0; c < classes; ++c) {
@@ -200,7 +213,8 @@ std::string SyntheticFolder(const std::string& name, int classes, int per_class)
         for (int x = x0; x < x0 + 6; ++x) img.pixels[y * 28 + x] = 250;
       absl::StatusOr<std::string> png = EncodePng(img);
       EXPECT_TRUE(png.ok());
-      EXPECT_TRUE(WriteFileAtomically(absl::StrCat(dir, "/", i, ".png"), *png).ok());
+      EXPECT_TRUE(
+          WriteFileAtomically(absl::StrCat(dir, "/", i, ".png"), *png).ok());
     }
   }
   return root;
@@ -232,8 +246,10 @@ TEST(HoldoutTrainer, ImageFolderRunEvaluatesHeldOutClassesAndRecordsTheSplit) {
   }
   absl::StatusOr<std::string> jsonl = ReadFile(o.work_dir + "/metrics.jsonl");
   ASSERT_TRUE(jsonl.ok());
-  EXPECT_NE(jsonl->find("\"held_out\":{\"queries\":36,"), std::string::npos) << *jsonl;
-  absl::StatusOr<std::string> svg = ReadFile(o.work_dir + "/training_curve.svg");
+  EXPECT_NE(jsonl->find("\"held_out\":{\"queries\":36,"), std::string::npos)
+      << *jsonl;
+  absl::StatusOr<std::string> svg =
+      ReadFile(o.work_dir + "/training_curve.svg");
   ASSERT_TRUE(svg.ok());
   EXPECT_NE(svg->find("held-out classes"), std::string::npos);
 
