@@ -203,9 +203,10 @@ std::string DescribeExcludedClasses(const std::vector<int32_t>& labels,
   }
   if (labels.size() > kNamed) names.push_back("...");
   return absl::StrFormat(
-      "%d classes kept out of training: fewer than 2 training images, so no "
-      "positive pair (%s)",
-      labels.size(), absl::StrJoin(names, ", "));
+      "kept out of training (fewer than 2 training images: no positive "
+      "pair; their images stay in the gallery): %d %s (%s)",
+      labels.size(), labels.size() == 1 ? "class" : "classes",
+      absl::StrJoin(names, ", "));
 }
 
 absl::Status EvaluateHeldOutClasses(const HeldOutClasses& held_out,

@@ -317,6 +317,49 @@ TEST(HoldoutTrainer, ResumedRunKeepsTheEarlierEpochsHeldOutMetrics) {
   EXPECT_EQ(Train(o).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(HoldoutTrainer, FractionOutsideZeroToOneIsRefusedBeforeLoading) {
+  TrainerOptions o;
+  o.work_dir = "unused";
+  for (const char* bad : {"0", "1", "1.5", "-0.2"}) {
+    o.holdout_classes = bad;
+    absl::Status s = ValidateTrainerOptions(o);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("--holdout_classes"), std::string::npos) << s;
+  }
+  o.holdout_classes = "0.5";
+  EXPECT_TRUE(ValidateTrainerOptions(o).ok());
+  o.holdout_classes = "classes.txt";  // a file: checked when loading
+  EXPECT_TRUE(ValidateTrainerOptions(o).ok());
+}
+
+TEST(HoldoutTrainer, AClassWithOneTrainingImageIsKeptOutAndNamed) {
+  // 4 classes of 6 images train (5 each after the test sixth, K = 4); the
+  // class of 2 keeps one image for training, which has no positive.
+  const std::string data = SyntheticFolder("lonely", 4, 6);
+  std::filesystem::create_directories(data + "/zz-lonely");
+  for (const char* f : {"/a.png", "/b.png"}) {
+    std::filesystem::copy_file(data + "/shape-0/0.png", data + "/zz-lonely" + f);
+  }
+  TrainerOptions o;
+  o.data = data;
+  o.work_dir = FreshDir("lonely_work");
+  o.classes_per_batch = 2;
+  o.images_per_class = 4;
+  o.epochs = 1;
+  o.warmup_steps = 1;
+  o.threads = 1;
+  o.log_every = 1000;
+  ::testing::internal::CaptureStderr();
+  absl::StatusOr<TrainResult> r = Train(o);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NE(log.find("kept out of training (fewer than 2 training images: "
+                     "no positive pair; their images stay in the gallery): "
+                     "1 class (\"zz-lonely\")"),
+            std::string::npos)
+      << log;
+}
+
 TEST(HoldoutTrainer, FashionMnistGalleryKeepsEveryTrainingImage) {
   TrainerOptions o;
   o.data = EMBEDSEARCH_FASHION_MNIST_DIR;
