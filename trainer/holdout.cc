@@ -180,6 +180,18 @@ absl::StatusOr<HeldOutClasses> SplitOffHeldOutClasses(
   return result;
 }
 
+absl::Status WriteHeldOutClassList(const HoldoutSplit& split,
+                                   const std::string& work_dir) {
+  if (!split.active()) return absl::OkStatus();
+  std::string text = absl::StrFormat(
+      "# held-out classes of --holdout_classes %s --seed %d (%d of %d)\n",
+      split.spec, split.seed, split.held_out.size(),
+      split.held_out.size() + split.seen.size());
+  for (const std::string& name : split.held_out) absl::StrAppend(&text, name, "\n");
+  return WriteFileAtomically(absl::StrCat(work_dir, "/held_out_classes.txt"),
+                             text);
+}
+
 std::string DescribeHeldOutClasses(const HeldOutClasses& held_out,
                                    const TrainingData& data) {
   const HoldoutSplit& s = held_out.split;

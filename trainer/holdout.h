@@ -79,6 +79,14 @@ struct HeldOutClasses {
 absl::StatusOr<HeldOutClasses> SplitOffHeldOutClasses(
     const TrainerOptions& options, TrainingData* data);
 
+// Writes work_dir/held_out_classes.txt: a comment line with the spec and
+// seed, then the held-out class names one a line: the format
+// --holdout_classes reads, so another run (or the PyTorch peer in bench/)
+// can use the same split. Nothing for an inactive split. Errors: those of
+// WriteFileAtomically.
+absl::Status WriteHeldOutClassList(const HoldoutSplit& split,
+                                   const std::string& work_dir);
+
 // One line for the log: how many classes and images each side has.
 std::string DescribeHeldOutClasses(const HeldOutClasses& held_out,
                                    const TrainingData& data);

@@ -330,6 +330,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   ASSIGN_OR_RETURN(TrainingData data, LoadTrainingData(o));
   ASSIGN_OR_RETURN(HeldOutClasses held_out, SplitOffHeldOutClasses(o, &data));
   if (held_out.split.active()) say(DescribeHeldOutClasses(held_out, data));
+  RETURN_IF_ERROR(WriteHeldOutClassList(held_out.split, o.work_dir));
   const Dataset& train = data.train;
   const Dataset& test = data.test;
   if (test.size() == 0) return absl::InvalidArgumentError("no test images");
