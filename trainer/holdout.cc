@@ -187,7 +187,8 @@ absl::Status WriteHeldOutClassList(const HoldoutSplit& split,
       "# held-out classes of --holdout_classes %s --seed %d (%d of %d)\n",
       split.spec, split.seed, split.held_out.size(),
       split.held_out.size() + split.seen.size());
-  for (const std::string& name : split.held_out) absl::StrAppend(&text, name, "\n");
+  for (const std::string& name : split.held_out)
+    absl::StrAppend(&text, name, "\n");
   return WriteFileAtomically(absl::StrCat(work_dir, "/held_out_classes.txt"),
                              text);
 }

@@ -273,8 +273,8 @@ TEST(HoldoutTrainer, ImageFolderRunEvaluatesHeldOutClassesAndRecordsTheSplit) {
   EXPECT_EQ(split.seen_classes_size(), 6);
 
   // The run's list of held-out classes gives the same split as input.
-  absl::StatusOr<HoldoutSplit> again = ChooseHeldOutClasses(
-      names, o.work_dir + "/held_out_classes.txt", o.seed);
+  absl::StatusOr<HoldoutSplit> again =
+      ChooseHeldOutClasses(names, o.work_dir + "/held_out_classes.txt", o.seed);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->held_out, expected->held_out);
 
