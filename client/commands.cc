@@ -420,6 +420,11 @@ int RunInfo(Call& c) {
         << "\n"
         << "uptime        " << absl::StrFormat("%.0f s", info.uptime_seconds())
         << "\n";
+  if (info.held_out_label_names_size() > 0) {  // trainer --holdout_classes
+    c.out << "never trained " << info.held_out_label_names_size()
+          << " labels: " << absl::StrJoin(info.held_out_label_names(), ", ")
+          << "\n";
+  }
   if (info.stats_size() > 0) {
     std::vector<std::vector<std::string>> rows;
     for (const pb::LatencyStats& s : info.stats()) {

@@ -463,6 +463,10 @@ absl::StatusOr<v1::GetInfoResponse> SearchService::GetInfo(
   }
   response.set_bundle_path(bundle->dir());
   response.set_read_only(gallery.read_only());
+  for (const std::string& name :
+       bundle->manifest().class_split().held_out_classes()) {
+    response.add_held_out_label_names(name);
+  }
   response.set_input_height(static_cast<uint32_t>(config.input_height));
   response.set_input_width(static_cast<uint32_t>(config.input_width));
   return response;

@@ -14,6 +14,27 @@ namespace {
 // Nice axis tick label.
 std::string Tick(double v) { return absl::StrFormat("%.3g", v); }
 
+// The held-out classes' leave-one-out precision@1 (trainer/holdout.h) as a
+// second line of the precision panel, with its last value at (label_x,
+// label_y); nothing when no point has it.
+template <typename XFn, typename YFn>
+void HeldOutLine(SvgWriter& svg, const std::vector<EpochPoint>& points, XFn X,
+                 YFn Y, double label_x, double label_y) {
+  const std::string color = "#ff7f0e";
+  std::vector<std::pair<double, double>> line;
+  double last = 0;
+  for (const EpochPoint& p : points) {
+    if (!p.held_out) continue;
+    line.emplace_back(X(p.epoch), Y(p.held_out_precision_at_1));
+    last = p.held_out_precision_at_1;
+  }
+  if (line.empty()) return;
+  svg.Polyline(line, color, 2);
+  for (const auto& [x, y] : line) svg.Circle(x, y, 3, color);
+  svg.Text(label_x, label_y, absl::StrFormat("held-out classes: %.4f", last),
+           11, "end", color);
+}
+
 // One line-chart panel at (x0, y0) of size w x h.
 void Panel(SvgWriter& svg, double x0, double y0, double w, double h,
            const std::vector<EpochPoint>& all_points, bool loss,
@@ -37,6 +58,10 @@ void Panel(SvgWriter& svg, double x0, double y0, double w, double h,
     const double v = loss ? p.loss : p.precision_at_1;
     lo = std::min(lo, v);
     hi = std::max(hi, v);
+    if (!loss && p.held_out) {
+      lo = std::min(lo, p.held_out_precision_at_1);
+      hi = std::max(hi, p.held_out_precision_at_1);
+    }
   }
   if (!loss) hi = std::min(1.0, hi + 0.02), lo = std::max(0.0, lo - 0.02);
   if (loss) lo = std::min(lo, 0.0);
@@ -69,6 +94,12 @@ void Panel(SvgWriter& svg, double x0, double y0, double w, double h,
   svg.Text(right - 4, top + 14,
            absl::StrFormat("last: %.4f", loss ? end.loss : end.precision_at_1),
            11, "end", color);
+  if (!loss) HeldOutLine(svg, points, X, Y, right - 4, top + 28);
+}
+
+bool HasHeldOut(const std::vector<EpochPoint>& points) {
+  return std::any_of(points.begin(), points.end(),
+                     [](const EpochPoint& p) { return p.held_out; });
 }
 
 }  // namespace
@@ -80,7 +111,8 @@ std::string TrainingCurveSvg(const std::vector<EpochPoint>& points,
   Panel(svg, 0, 25, 410, 315, points, /*loss=*/true, "#d62728",
         "training loss (epoch mean)");
   Panel(svg, 410, 25, 410, 315, points, /*loss=*/false, "#1f77b4",
-        "precision@1 (test vs train gallery)");
+        HasHeldOut(points) ? "precision@1 (test vs train; held-out classes)"
+                           : "precision@1 (test vs train gallery)");
   return svg.Finish();
 }
 

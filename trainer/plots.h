@@ -14,9 +14,12 @@ struct EpochPoint {
   double loss = 0;        // mean training loss of the epoch
   double precision_at_1 = 0;
   bool evaluated = true;  // false: no precision@1 for this epoch
+  double held_out_precision_at_1 = 0;  // leave-one-out, held-out classes
+  bool held_out = false;  // default: no held-out classes (no second line)
 };
 
-// Two panels side by side: mean loss per epoch and precision@1 per epoch.
+// Two panels side by side: mean loss per epoch and precision@1 per epoch
+// (test queries, and held-out classes when any point has them).
 std::string TrainingCurveSvg(const std::vector<EpochPoint>& points,
                              const std::string& title);
 

@@ -96,12 +96,12 @@ class SingleThreadedBlas {
   int previous_ = 0;
 };
 
-}  // namespace
-
-absl::StatusOr<RetrievalMetrics> EvaluateRetrieval(
+// EvaluateRetrieval and EvaluateLeaveOneOut. With `leave_one_out`, query i
+// is gallery item i: it is dropped from its own ranking and from its R.
+absl::StatusOr<RetrievalMetrics> Evaluate(
     const float* gallery, const std::vector<int32_t>& gallery_labels,
     const float* queries, const std::vector<int32_t>& query_labels, int dim,
-    const RetrievalEvalOptions& options) {
+    const RetrievalEvalOptions& options, bool leave_one_out) {
   if (dim <= 0) return absl::InvalidArgumentError("dim must be positive");
   if (gallery_labels.size() > 0xFFFFFFFFu) {
     return absl::InvalidArgumentError("gallery larger than 2^32 items");
@@ -149,21 +149,53 @@ absl::StatusOr<RetrievalMetrics> EvaluateRetrieval(
       for (int64_t q = 0; q < nb; ++q) {
         const int32_t label = query_labels[q0 + q];
         auto it = per_label.find(label);
-        const int64_t relevant = it == per_label.end() ? 0 : it->second;
+        const int64_t relevant =
+            (it == per_label.end() ? 0 : it->second) - (leave_one_out ? 1 : 0);
+        const int64_t self = leave_one_out ? q0 + q : -1;
+        const int64_t others = ng - (leave_one_out ? 1 : 0);
         const int64_t k =
-            std::min<int64_t>(ng, std::max<int64_t>(10, relevant));
-        nearest.resize(k);
+            std::min<int64_t>(others, std::max<int64_t>(10, relevant));
+        // One more when the query itself is among them (then skipped).
+        const int64_t selected =
+            std::min<int64_t>(ng, k + (leave_one_out ? 1 : 0));
+        nearest.resize(selected);
         ranked.resize(k);
-        SelectNearestInOrder(distances.data() + q * ng, ng, k, scratch,
+        SelectNearestInOrder(distances.data() + q * ng, ng, selected, scratch,
                              nearest.data());
-        for (int64_t j = 0; j < k; ++j) ranked[j] = gallery_labels[nearest[j]];
-        scores[q0 + q] = ScoreQuery(label, ranked.data(), k, relevant);
+        int64_t n = 0;
+        for (int64_t j = 0; j < selected && n < k; ++j) {
+          if (static_cast<int64_t>(nearest[j]) != self) {
+            ranked[n++] = gallery_labels[nearest[j]];
+          }
+        }
+        scores[q0 + q] = ScoreQuery(label, ranked.data(), n, relevant);
       }
     }
   }
   RetrievalMetricsAccumulator acc;
   for (const QueryScores& s : scores) acc.Add(s);
   return acc.Result();
+}
+
+}  // namespace
+
+absl::StatusOr<RetrievalMetrics> EvaluateRetrieval(
+    const float* gallery, const std::vector<int32_t>& gallery_labels,
+    const float* queries, const std::vector<int32_t>& query_labels, int dim,
+    const RetrievalEvalOptions& options) {
+  return Evaluate(gallery, gallery_labels, queries, query_labels, dim, options,
+                  /*leave_one_out=*/false);
+}
+
+absl::StatusOr<RetrievalMetrics> EvaluateLeaveOneOut(
+    const float* embeddings, const std::vector<int32_t>& labels, int dim,
+    const RetrievalEvalOptions& options) {
+  if (labels.size() < 2) {
+    return absl::InvalidArgumentError(
+        "leave-one-out retrieval needs at least two items");
+  }
+  return Evaluate(embeddings, labels, embeddings, labels, dim, options,
+                  /*leave_one_out=*/true);
 }
 
 std::string RetrievalMetricsJson(const RetrievalMetrics& m) {

@@ -76,6 +76,15 @@ absl::StatusOr<RetrievalMetrics> EvaluateRetrieval(
     const float* queries, const std::vector<int32_t>& query_labels, int dim,
     const RetrievalEvalOptions& options = {});
 
+// Leave-one-out retrieval within one set (the held-out-class protocol):
+// each of the n items queries the other n - 1, ranking max(10, R) of them
+// with R = the other items of its label; the query itself is never a
+// neighbour, even when another item is at distance 0. Errors as above, and
+// InvalidArgument for fewer than two items.
+absl::StatusOr<RetrievalMetrics> EvaluateLeaveOneOut(
+    const float* embeddings, const std::vector<int32_t>& labels, int dim,
+    const RetrievalEvalOptions& options = {});
+
 // One JSON object (no newline) with the fields of `m`, e.g.
 // {"queries":10,"precision_at_1":0.9,...}.
 std::string RetrievalMetricsJson(const RetrievalMetrics& m);

@@ -30,6 +30,7 @@
 #include "trainer/checkpoint.h"
 #include "trainer/class_vectors.h"
 #include "trainer/collapse_detector.h"
+#include "trainer/holdout.h"
 #include "trainer/plots.h"
 #include "trainer/progress.h"
 
@@ -76,7 +77,7 @@ std::string Fingerprint(const TrainerOptions& o) {
       o.batch_norm, o.hidden, absl::StrJoin(o.conv_channels, ","), o.dropout,
       o.classes_per_batch, o.images_per_class,
       OptimizerKindName(o.optimizer), o.seed, o.augment, AnswerSetName(o.answers),
-      o.class_weight);
+      o.class_weight) + (o.holdout_classes.empty() ? "" : " holdout=" + o.holdout_classes);
 }
 
 // The encoder's parameters and, when the run has them (--answers=classes or
@@ -245,6 +246,8 @@ std::string EpochRecordJson(const EpochRecord& r, const TrainerOptions& o) {
     std::string m = RetrievalMetricsJson(r.metrics);  // {"queries":...}
     absl::StrAppend(&json, ",", m.substr(1, m.size() - 2));
   }
+  if (r.held_out_evaluated)
+    absl::StrAppend(&json, ",\"held_out\":", RetrievalMetricsJson(r.held_out));
   json += "}";
   return json;
 }
@@ -325,6 +328,9 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   };
 
   ASSIGN_OR_RETURN(TrainingData data, LoadTrainingData(o));
+  ASSIGN_OR_RETURN(HeldOutClasses held_out, SplitOffHeldOutClasses(o, &data));
+  if (held_out.split.active()) say(DescribeHeldOutClasses(held_out, data));
+  RETURN_IF_ERROR(WriteHeldOutClassList(held_out.split, o.work_dir));
   const Dataset& train = data.train;
   const Dataset& test = data.test;
   if (test.size() == 0) return absl::InvalidArgumentError("no test images");
@@ -356,12 +362,16 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   pk.classes_per_batch = o.classes_per_batch;
   pk.images_per_class = o.images_per_class;
   pk.seed = o.seed;
+  // Classes smaller than K repeat images; one-image classes are left out.
+  pk.min_images_per_class = o.images_per_class >= 2 ? 2 : 0;
   absl::StatusOr<PkSampler> sampler_or = PkSampler::Create(train.labels, pk);
   if (!sampler_or.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--classes-per-batch/--images-per-class: ", sampler_or.status().message()));
   }
   PkSampler sampler = std::move(*sampler_or);
+  if (!sampler.excluded_labels().empty())
+    say(DescribeExcludedClasses(sampler.excluded_labels(), train));
   Rng aug_rng(o.seed * 0x9E3779B97F4A7C15ull + 17);
 
   // Run state (restored from the checkpoint on resume).
@@ -408,6 +418,10 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
     collapse_warned = meta["collapse_warned"] == "1";
     ASSIGN_OR_RETURN(std::string hist, ckpt.Get("history"));
     ASSIGN_OR_RETURN(history, DecodeHistory(hist));
+    if (ckpt.Has("held_out_history")) {
+      RETURN_IF_ERROR(
+          DecodeHeldOutHistory(*ckpt.Get("held_out_history"), &history));
+    }
     say(absl::StrFormat("resumed %s: %d epochs + %d steps done (step %d)",
                         ckpt_path, completed_epochs, step_in_epoch, global_step));
   }
@@ -418,6 +432,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
     ckpt.Set("optimizer", optimizer->SaveState());
     if (uses_class_vectors) ckpt.Set("class_vectors", ClassVectorsToBytes(class_vectors));
     ckpt.Set("history", EncodeHistory(history));
+    ckpt.Set("held_out_history", EncodeHeldOutHistory(history));
     const PkSamplerState st = sampler.state();
     std::map<std::string, std::string> meta = {
         {"fingerprint", Fingerprint(o)},
@@ -533,14 +548,15 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
                      EvaluateRetrieval(gallery_emb->data(), gl, query_emb->data(),
                                        ql, dim, {.threads = o.threads}));
     rec->evaluated = true;
-    return absl::OkStatus();
+    return EvaluateHeldOutClasses(held_out, *encoder, o.threads, rec);
   };
   auto write_outputs = [&](const std::vector<float>& query_emb) -> absl::Status {
     std::string jsonl;
     std::vector<EpochPoint> points;
     for (const EpochRecord& r : history) {
       absl::StrAppend(&jsonl, EpochRecordJson(r, o), "\n");
-      points.push_back({r.epoch, r.loss, r.metrics.precision_at_1, r.evaluated});
+      points.push_back({r.epoch, r.loss, r.metrics.precision_at_1, r.evaluated,
+                        r.held_out.precision_at_1, r.held_out_evaluated});
     }
     RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(o.work_dir, "/metrics.jsonl"), jsonl));
     const std::string title = absl::StrFormat(
@@ -689,6 +705,8 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
     bw.index_spec = o.index_spec;
     bw.metric = "l2";
     bw.trainer_command = o.command_line;
+    if (held_out.split.active())
+      bw.class_split = HoldoutSplitToProto(held_out.split);
     say(absl::StrFormat("exporting %d gallery images to %s (%s)", gallery.size(),
                         o.out, o.index_spec));
     RETURN_IF_ERROR(WriteBundle(o.out, *encoder, gallery, emb.data(), bw));

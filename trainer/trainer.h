@@ -41,6 +41,10 @@ struct EpochRecord {
   double images_per_second = 0;
   bool evaluated = false;
   RetrievalMetrics metrics;    // when evaluated
+  // Leave-one-out retrieval among the held-out classes' images
+  // (--holdout_classes; trainer/holdout.h), when evaluated with a split.
+  bool held_out_evaluated = false;
+  RetrievalMetrics held_out;
 };
 
 // One JSON line of metrics.jsonl (no newline).

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace embedsearch {
@@ -95,6 +96,9 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
   }
   if (o.train_limit < 0) return bad("train_limit", "must be >= 0 (0 = all)");
   if (o.test_limit < 0) return bad("test_limit", "must be >= 0 (0 = all)");
+  if (double f = 0; absl::SimpleAtod(o.holdout_classes, &f) && !(f > 0 && f < 1)) {
+    return bad("holdout_classes", "a fraction must be in (0, 1), or give a file of class names");
+  }
   if (std::isnan(o.margin) || !std::isfinite(o.margin)) {
     return bad("margin", "must be a finite number (negative: the loss's default)");
   }

@@ -46,6 +46,10 @@ struct TrainerOptions {
                          // work_dir is an error unless resume is set)
   int64_t train_limit = 0;  // default 0: all training images
   int64_t test_limit = 0;   // default 0: all test images
+  // Classes never trained on, evaluated by leave-one-out retrieval each
+  // epoch: a fraction in (0, 1) chosen by name hash with `seed`, or a file
+  // of class names (trainer/holdout.h).
+  std::string holdout_classes;  // default "": every class is trained on
 
   // Loss and mining.
   EmbeddingLossKind loss = EmbeddingLossKind::kTriplet;  // default: triplet

@@ -15,6 +15,14 @@ absl::StatusOr<PkSampler> PkSampler::Create(const std::vector<int32_t>& labels,
         "PkSampler: need P >= 2 classes and K >= 1 images per class, got P=",
         options.classes_per_batch, " K=", options.images_per_class));
   }
+  const int k = options.images_per_class;
+  const int min_images = options.min_images_per_class;
+  if (min_images != 0 && (min_images < 2 || min_images > k)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PkSampler: min_images_per_class must be 0 or in 2..K=", k,
+                     ", got ", min_images));
+  }
+  const size_t usable = static_cast<size_t>(min_images > 0 ? min_images : k);
   std::map<int32_t, std::vector<size_t>> groups;  // Sorted by label.
   for (size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] < 0) {
@@ -24,23 +32,33 @@ absl::StatusOr<PkSampler> PkSampler::Create(const std::vector<int32_t>& labels,
     groups[labels[i]].push_back(i);
   }
   std::vector<std::vector<size_t>> by_class;
+  std::vector<int32_t> excluded;
   for (auto& [label, indices] : groups) {
-    if (indices.size() >= static_cast<size_t>(options.images_per_class)) {
+    if (indices.size() >= usable) {
       by_class.push_back(std::move(indices));
+    } else {
+      excluded.push_back(label);
     }
   }
   if (by_class.size() < static_cast<size_t>(options.classes_per_batch)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "PkSampler: only ", by_class.size(),
-        " classes have at least K=", options.images_per_class,
-        " images, but a batch needs P=", options.classes_per_batch));
+    return absl::InvalidArgumentError(
+        absl::StrCat("PkSampler: only ", by_class.size(),
+                     " classes have at least ", usable, " images (K=", k,
+                     "), but a batch needs P=", options.classes_per_batch));
   }
-  return PkSampler(std::move(by_class), options);
+  return PkSampler(std::move(by_class), std::move(excluded), options);
 }
 
 PkSampler::PkSampler(std::vector<std::vector<size_t>> by_class,
+                     std::vector<int32_t> excluded,
                      const PkSamplerOptions& options)
-    : by_class_(std::move(by_class)), options_(options) {
+    : by_class_(std::move(by_class)),
+      excluded_(std::move(excluded)),
+      options_(options) {
+  for (const auto& cls : by_class_) {
+    padded_classes_ +=
+        cls.size() < static_cast<size_t>(options_.images_per_class);
+  }
   PlanEpoch();
 }
 
@@ -59,6 +77,11 @@ void PkSampler::PlanEpoch() {
   std::vector<Group> groups;
   for (size_t c = 0; c < shuffled.size(); ++c) {
     rng.Shuffle(&shuffled[c]);
+    // A class smaller than K: one group, padded with random repeats.
+    const size_t n = shuffled[c].size();
+    for (size_t i = n; i < k; ++i) {
+      shuffled[c].push_back(shuffled[c][static_cast<size_t>(rng.Uniform(n))]);
+    }
     for (size_t g = 0; g + k <= shuffled[c].size(); g += k)
       groups.push_back({c, g});
   }

@@ -15,6 +15,10 @@ struct PkSamplerOptions {
   int classes_per_batch = 8;  // default: P = 8
   int images_per_class = 4;   // default: K = 4 (batch of 32)
   uint64_t seed = 1;          // default: 1
+  // Classes with at least this many images (and fewer than K) take part too,
+  // their group of K filled by repetition (see PkSampler). 0 or K: only
+  // classes with K images or more. 1 < value <= K.
+  int min_images_per_class = 0;  // default 0: classes smaller than K skipped
 };
 
 // Where a sampler stands: enough to continue a run identically after a
@@ -30,15 +34,28 @@ struct PkSamplerState {
 // classes are shuffled, and batches take the first P groups of distinct
 // classes. Every image appears at most once per epoch; per class, the
 // n mod K images left over (different ones each epoch) and groups that can
-// no longer find P-1 distinct partners at the end are skipped. Classes with
-// fewer than K images never appear. The order depends only on (seed, epoch):
-// the same seed gives the same batches on every platform.
+// no longer find P-1 distinct partners at the end are skipped. The order
+// depends only on (seed, epoch): the same seed gives the same batches on
+// every platform.
+//
+// Classes with fewer than K images (n < K): with the default
+// min_images_per_class they never appear. When n >= min_images_per_class
+// the class makes one group per epoch: all n of its images in shuffled
+// order, then K - n more drawn at random from the class with replacement
+// (so a class of 3 with K = 4 repeats one image; every image of it is in
+// every epoch). A repeated image is a positive of itself at distance 0 before
+// augmentation, which adds nothing to margin losses but keeps the batch at
+// P x K. Classes below the minimum (a class of one image has no positive
+// at all) are excluded; excluded_labels() lists them for the caller to
+// report. Datasets without small classes get the same batches as before.
 //
 // Not thread-safe. Copyable.
 class PkSampler {
  public:
   // `labels[i]` is image i's class (any non-negative int32).
-  // InvalidArgument if P < 2, K < 1, or fewer than P classes have K images.
+  // InvalidArgument if P < 2, K < 1, min_images_per_class is not 0 or in
+  // 2..K, or fewer than P classes are usable (K images, or
+  // min_images_per_class when set).
   static absl::StatusOr<PkSampler> Create(const std::vector<int32_t>& labels,
                                           const PkSamplerOptions& options = {});
 
@@ -55,6 +72,11 @@ class PkSampler {
     return options_.classes_per_batch * options_.images_per_class;
   }
 
+  // Labels of the classes left out for having too few images, ascending.
+  const std::vector<int32_t>& excluded_labels() const { return excluded_; }
+  // Usable classes with fewer than K images (their groups repeat images).
+  int64_t padded_classes() const { return padded_classes_; }
+
   PkSamplerState state() const { return {options_.seed, epoch_, step_}; }
   // Continues from `state` (its seed replaces the options' seed).
   // InvalidArgument if epoch or step is negative or step is past the epoch.
@@ -62,10 +84,12 @@ class PkSampler {
 
  private:
   PkSampler(std::vector<std::vector<size_t>> by_class,
-            const PkSamplerOptions& options);
+            std::vector<int32_t> excluded, const PkSamplerOptions& options);
   void PlanEpoch();  // Fills plan_ for epoch_.
 
-  std::vector<std::vector<size_t>> by_class_;  // Classes with >= K images.
+  std::vector<std::vector<size_t>> by_class_;  // Usable classes.
+  std::vector<int32_t> excluded_;
+  int64_t padded_classes_ = 0;
   PkSamplerOptions options_;
   int64_t epoch_ = 0;
   int64_t step_ = 0;

@@ -132,6 +132,9 @@ absl::Status WriteContents(const std::string& tmp, const Encoder& encoder,
   manifest.set_created_at(
       absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()));
   manifest.set_trainer_command(options.trainer_command);
+  if (options.class_split.held_out_classes_size() > 0) {
+    *manifest.mutable_class_split() = options.class_split;
+  }
   std::string text;
   google::protobuf::TextFormat::PrintToString(manifest, &text);
   RETURN_IF_ERROR(WriteFileAtomically(Join(tmp, kManifestText), text));

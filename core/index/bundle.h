@@ -39,6 +39,8 @@ struct BundleWriteOptions {
   std::string index_spec = "HNSW32";  // default: see BENCHMARKS.md (index table)
   std::string metric = "l2";          // default: squared L2 on unit vectors
   std::string trainer_command;        // recorded in the manifest
+  // The trainer's held-out classes; default empty: not recorded.
+  embedsearch::v1::ClassSplit class_split;
 };
 
 // `embeddings` holds gallery.size() * encoder.dim() floats, computed by

@@ -120,6 +120,95 @@ TEST(PkSampler, RefusesTooFewClasses) {
   EXPECT_FALSE(PkSampler::Create(labels, options).ok());
 }
 
+// Classes of 4 images (emoji: one per vendor), 3 and 2 of them, and one of
+// a single image, with K = 4.
+std::vector<int32_t> SmallClassLabels() {
+  std::vector<int32_t> labels;
+  for (int c = 0; c < 6; ++c) {
+    const int n = c < 3 ? 4 : c < 5 ? 3 - (c - 3) : 1;  // 4,4,4,3,2,1
+    for (int i = 0; i < n; ++i) labels.push_back(c);
+  }
+  return labels;
+}
+
+TEST(PkSampler, ClassesSmallerThanKFillTheirGroupByRepetition) {
+  const auto labels = SmallClassLabels();
+  PkSamplerOptions options;
+  options.classes_per_batch = 5;
+  options.images_per_class = 4;
+  options.min_images_per_class = 2;
+  auto sampler = PkSampler::Create(labels, options);
+  ASSERT_TRUE(sampler.ok()) << sampler.status();
+  EXPECT_EQ(sampler->excluded_labels(), std::vector<int32_t>({5}));
+  EXPECT_EQ(sampler->padded_classes(), 2);
+  for (int epoch = 0; epoch < 5; ++epoch) {
+    ASSERT_EQ(sampler->batches_in_epoch(), 1);
+    const auto batch = sampler->NextBatch();
+    ASSERT_EQ(batch.size(), 20u);
+    std::map<int32_t, std::set<size_t>> distinct;
+    for (int g = 0; g < 5; ++g) {
+      const int32_t label = labels[batch[g * 4]];
+      for (int k = 0; k < 4; ++k) {
+        ASSERT_EQ(labels[batch[g * 4 + k]], label);
+        distinct[label].insert(batch[g * 4 + k]);
+      }
+    }
+    ASSERT_EQ(distinct.size(), 5u);
+    EXPECT_EQ(distinct.count(5), 0u) << "the one-image class was sampled";
+    // Every image of a small class is in its group; the rest are repeats.
+    EXPECT_EQ(distinct[3].size(), 3u);
+    EXPECT_EQ(distinct[4].size(), 2u);
+    EXPECT_EQ(distinct[0].size(), 4u);
+  }
+}
+
+TEST(PkSampler, WithoutAMinimumSmallClassesAreSkippedAndReported) {
+  const auto labels = SmallClassLabels();
+  PkSamplerOptions options;
+  options.classes_per_batch = 3;
+  options.images_per_class = 4;
+  auto sampler = PkSampler::Create(labels, options);
+  ASSERT_TRUE(sampler.ok()) << sampler.status();
+  EXPECT_EQ(sampler->excluded_labels(), std::vector<int32_t>({3, 4, 5}));
+  EXPECT_EQ(sampler->padded_classes(), 0);
+  for (size_t i : sampler->NextBatch()) EXPECT_LT(labels[i], 3);
+}
+
+TEST(PkSampler, RefusesAMinimumOutsideTwoToK) {
+  const auto labels = SmallClassLabels();
+  PkSamplerOptions options;
+  options.classes_per_batch = 2;
+  options.images_per_class = 4;
+  for (int bad : {1, 5, -1}) {
+    options.min_images_per_class = bad;
+    EXPECT_EQ(PkSampler::Create(labels, options).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+}
+
+TEST(PkSampler, PaddedSamplingIsDeterministicAndRestorable) {
+  const auto labels = SmallClassLabels();
+  PkSamplerOptions options;
+  options.classes_per_batch = 2;
+  options.images_per_class = 4;
+  options.min_images_per_class = 2;
+  options.seed = 9;
+  auto a = PkSampler::Create(labels, options);
+  auto b = PkSampler::Create(labels, options);
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::vector<std::vector<size_t>> first;
+  for (int i = 0; i < 7; ++i) {
+    first.push_back(a->NextBatch());
+    EXPECT_EQ(first.back(), b->NextBatch());
+  }
+  auto c = PkSampler::Create(labels, options);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(c->Restore({9, 1, 0}).ok());
+  const int64_t epoch0 = a->batches_in_epoch();  // 2 batches of 2 groups
+  EXPECT_EQ(c->NextBatch(), first[epoch0]);
+}
+
 TEST(Rng, UniformStaysInRangeAndCoversIt) {
   Rng rng(3);
   std::vector<int> counts(7, 0);
