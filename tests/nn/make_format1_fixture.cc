@@ -1,7 +1,8 @@
 // Writes the format-1 model fixtures of format1_fixture_test.cc: models made
 // by Encoder::Create (format 1, before the layer-list encoder) with running
 // batch-norm statistics moved off their initial values by a few training
-// forwards, plus the embeddings Encode gave for FixtureInputs(). Run once
+// forwards, plus the embeddings Encode gave for FixtureInputs() and the
+// output and gradients of one training Forward/Backward on them. Run once
 // from the commit before the layer encoder; kept for the record:
 //   make_format1_fixture <dir>
 #include <cstdio>
@@ -32,11 +33,35 @@ int Write(const std::string& dir, const FixtureModel& f) {
     return 1;
   }
   std::vector<float> in = FixtureInputs(enc.input_size(), kFixtureImages, 1);
-  std::vector<float> out(size_t(kFixtureImages) * enc.dim());
+  // Encode's rounding depends on how rows are split (threads; the small
+  // batch matrix-vector path), so three cases: the batch on 1 and on 2
+  // threads, then each image alone.
+  const size_t batch = size_t(kFixtureImages) * enc.dim();
+  std::vector<float> out(3 * batch);
   enc.Encode(in.data(), kFixtureImages, out.data(), 1);
+  enc.Encode(in.data(), kFixtureImages, out.data() + batch, 2);
+  for (int i = 0; i < kFixtureImages; ++i) {
+    enc.Encode(in.data() + i * enc.input_size(), 1,
+               out.data() + 2 * batch + i * enc.dim(), 1);
+  }
   std::ofstream(dir + "/" + f.name + ".embeddings", std::ios::binary)
       .write(reinterpret_cast<const char*>(out.data()),
              static_cast<std::streamsize>(out.size() * sizeof(float)));
+  // One training step (2 threads: per-thread partial sums in thread order):
+  // the training output, then every parameter gradient in model order.
+  enc.set_threads(2);
+  enc.SeedDropout(5);
+  std::vector<float> train_out(batch);
+  enc.Forward(in.data(), kFixtureImages, train_out.data(), /*training=*/true);
+  std::vector<float> grad = FixtureInputs(enc.dim(), kFixtureImages, 3);
+  enc.ZeroGrad();
+  enc.Backward(grad.data());
+  for (const Parameter* p : enc.parameters()) {
+    train_out.insert(train_out.end(), p->grad.begin(), p->grad.end());
+  }
+  std::ofstream(dir + "/" + f.name + ".train", std::ios::binary)
+      .write(reinterpret_cast<const char*>(train_out.data()),
+             static_cast<std::streamsize>(train_out.size() * sizeof(float)));
   return 0;
 }
 
