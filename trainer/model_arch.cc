@@ -1,5 +1,7 @@
 #include "trainer/model_arch.h"
 
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "core/nn/arch_spec.h"
 
@@ -18,7 +20,9 @@ absl::Status ApplyArchOptions(const TrainerOptions& o, EncoderConfig* config) {
           "x", config->input_width, "x", config->input_channels, " images"));
     }
   }
-  return ApplyArch(o.arch, config);
+  std::string arch = o.arch;
+  if (arch.empty()) arch = config->input_channels == 3 ? "colour-small" : kLegacyArchPreset;
+  return ApplyArch(arch, config);
 }
 
 }  // namespace embedsearch

@@ -93,5 +93,17 @@ TEST(TrainerArch, BadSpecOrInputIsRefusedNamingIt) {
   EXPECT_THAT(s.message(), HasSubstr("--input"));
 }
 
+TEST(TrainerArch, DefaultArchIsTheLegacyNetworkForGrayData) {
+  TrainerOptions o = SmallRun("default");
+  o.arch = "";
+  o.epochs = 1;
+  o.stop_after_steps = 2;
+  ASSERT_EQ(Train(o).status().code(), absl::StatusCode::kCancelled);
+  v1::ModelProto model;
+  ASSERT_TRUE(model.ParseFromString(CheckpointModel(o.work_dir)));
+  EXPECT_EQ(model.format_version(), 1u);
+  EXPECT_EQ(model.config().conv_channels_size(), 2);
+}
+
 }  // namespace
 }  // namespace embedsearch
