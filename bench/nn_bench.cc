@@ -8,12 +8,12 @@
 //   train_sgd_b<B> / train_adam_b<B>  ZeroGrad + Forward + Backward of
 //                 L = sum(y^2) + optimizer step, batch --train_batch (128)
 // Prints one JSON object per line: {"name", "threads", "ms" (median),
-// "ms_mean", "items_per_s", "cpu_ms" (process CPU time per rep), "reps"}. Median over repetitions because the
-// machine is shared.
+// "ms_mean", "items_per_s", "cpu_ms" (process CPU time per rep), "reps"}.
+// Median over repetitions because the machine is shared.
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <functional>
 #include <string>
 #include <vector>
@@ -46,7 +46,8 @@ void Measure(const std::string& name, int threads, int items, double seconds,
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
   const auto start = Clock::now();
   while (ms.size() < static_cast<size_t>(absl::GetFlag(FLAGS_min_reps)) ||
-         std::chrono::duration<double>(Clock::now() - start).count() < seconds) {
+         std::chrono::duration<double>(Clock::now() - start).count() <
+             seconds) {
     const auto t0 = Clock::now();
     fn();
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
@@ -103,7 +104,8 @@ int Main() {
   }
   for (const char* kind : {"sgd", "adam"}) {
     if (!want((std::string("train_") + kind).c_str())) continue;
-    const std::string name = std::string("train_") + kind + "_b" + std::to_string(batch);
+    const std::string name =
+        std::string("train_") + kind + "_b" + std::to_string(batch);
     std::unique_ptr<Optimizer> opt =
         std::string(kind) == "sgd" ? MakeSgd(encoder->parameters())
                                    : MakeAdam(encoder->parameters());
@@ -112,7 +114,8 @@ int Main() {
     Measure(name, threads, batch, seconds, [&] {
       opt->ZeroGrad();
       encoder->Forward(x.data(), batch, y.data(), /*training=*/true);
-      for (size_t i = 0; i < grad.size(); ++i) grad[i] = 2.0f * y[i];  // d sum(y^2)
+      for (size_t i = 0; i < grad.size(); ++i)
+        grad[i] = 2.0f * y[i];  // d sum(y^2)
       encoder->Backward(grad.data());
       opt->Step(1e-3f);
     });

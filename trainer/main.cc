@@ -61,10 +61,13 @@ ABSL_FLAG(int, hidden, kDefaults.hidden, "Hidden units of the fully connected la
 ABSL_FLAG(std::string, conv, absl::StrJoin(kDefaults.conv_channels, ","),
           "Conv widths, comma-separated; each conv is followed by a 2x2 max-pool");
 ABSL_FLAG(double, dropout, kDefaults.dropout, "Dropout after the hidden layer (0: off)");
-ABSL_FLAG(std::string, arch, kDefaults.arch,
-          "Encoder: preset fmnist-small (the --conv/--hidden/--batch_norm/--dropout network; "
-          "the default for gray input) or colour-small (the default for RGB input), or a spec like c32x2,p,c64x2,p,gap,fc128 or c32,r64s2x2,gap,fc64 "
-          "(core/nn/arch_spec.h)");
+ABSL_FLAG(
+    std::string, arch, kDefaults.arch,
+    "Encoder: preset fmnist-small (the --conv/--hidden/--batch_norm/--dropout "
+    "network; "
+    "the default for gray input) or colour-small (the default for RGB input), "
+    "or a spec like c32x2,p,c64x2,p,gap,fc128 or c32,r64s2x2,gap,fc64 "
+    "(core/nn/arch_spec.h)");
 ABSL_FLAG(std::string, input, kDefaults.input,
           "Model input HxWxC, e.g. 64x64x3 (default: the data's shape)");
 ABSL_FLAG(int, classes_per_batch, kDefaults.classes_per_batch, "P of PK batches");

@@ -28,9 +28,9 @@
 #include "core/util/file.h"
 #include "core/util/status_macros.h"
 #include "trainer/checkpoint.h"
-#include "trainer/model_arch.h"
 #include "trainer/class_vectors.h"
 #include "trainer/collapse_detector.h"
+#include "trainer/model_arch.h"
 #include "trainer/plots.h"
 #include "trainer/progress.h"
 
@@ -70,16 +70,19 @@ bool IsFashionMnistDir(const std::string& dir) {
 std::string Fingerprint(const TrainerOptions& o) {
   return absl::StrFormat(
       "data=%s train_limit=%d loss=%s mining=%s margin=%.17g p=%.17g swap=%d "
-      "squared=%d beta=%.17g dim=%d bn=%d hidden=%d conv=%s dropout=%.17g P=%d K=%d optimizer=%s seed=%d "
+      "squared=%d beta=%.17g dim=%d bn=%d hidden=%d conv=%s dropout=%.17g P=%d "
+      "K=%d optimizer=%s seed=%d "
       "augment=%d answers=%s class_weight=%.17g%s",
       o.data, o.train_limit, EmbeddingLossKindName(o.loss),
-      MiningName(o.mining), EffectiveMargin(o), o.p, o.swap, o.squared_energy, o.beta, o.dim,
-      o.batch_norm, o.hidden, absl::StrJoin(o.conv_channels, ","), o.dropout,
-      o.classes_per_batch, o.images_per_class,
-      OptimizerKindName(o.optimizer), o.seed, o.augment, AnswerSetName(o.answers),
-      o.class_weight,
+      MiningName(o.mining), EffectiveMargin(o), o.p, o.swap, o.squared_energy,
+      o.beta, o.dim, o.batch_norm, o.hidden,
+      absl::StrJoin(o.conv_channels, ","), o.dropout, o.classes_per_batch,
+      o.images_per_class, OptimizerKindName(o.optimizer), o.seed, o.augment,
+      AnswerSetName(o.answers), o.class_weight,
       // Only when set, so checkpoints of runs without them still resume.
-      o.arch.empty() && o.input.empty() ? "" : absl::StrCat(" arch=", o.arch, " input=", o.input));
+      o.arch.empty() && o.input.empty()
+          ? ""
+          : absl::StrCat(" arch=", o.arch, " input=", o.input));
 }
 
 // The encoder's parameters and, when the run has them (--answers=classes or

@@ -21,11 +21,13 @@ struct Options {
   std::map<char, int> values;
 };
 
-absl::StatusOr<Options> ParseOptions(absl::string_view rest, absl::string_view allowed) {
+absl::StatusOr<Options> ParseOptions(absl::string_view rest,
+                                     absl::string_view allowed) {
   Options o;
   auto number = [&](int* out) -> bool {
     size_t n = 0;
-    while (n < rest.size() && std::isdigit(static_cast<unsigned char>(rest[n]))) ++n;
+    while (n < rest.size() && std::isdigit(static_cast<unsigned char>(rest[n])))
+      ++n;
     if (n == 0) return false;
     if (n > 6 || !absl::SimpleAtoi(rest.substr(0, n), out)) {
       *out = 1 << 30;  // out of range; the layer check names it
@@ -38,11 +40,13 @@ absl::StatusOr<Options> ParseOptions(absl::string_view rest, absl::string_view a
   while (!rest.empty()) {
     const char letter = rest[0];
     if (allowed.find(letter) == absl::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("unexpected '", rest, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unexpected '", rest, "'"));
     }
     rest.remove_prefix(1);
     if (o.values.count(letter) != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("option ", std::string(1, letter), " given twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("option ", std::string(1, letter), " given twice"));
     }
     o.values[letter] = number(&v) ? v : -1;
   }
@@ -65,7 +69,8 @@ class SpecBuilder {
     if (absl::ConsumePrefix(&token, "fc")) {
       int n = 0;
       if (!absl::SimpleAtoi(token, &n)) {
-        return absl::InvalidArgumentError("fc needs its output count, e.g. fc128");
+        return absl::InvalidArgumentError(
+            "fc needs its output count, e.g. fc128");
       }
       linear_indices_.push_back(layers_.size());
       return Add(LinearSpec(absl::StrCat("fc", ++linears_), n));
@@ -80,10 +85,13 @@ class SpecBuilder {
       return Add(DropoutSpec(rate));
     }
     switch (kind) {
-      case 'c': return Conv(token);
+      case 'c':
+        return Conv(token);
       case 'p':
-      case 'a': return Pool(kind, token);
-      case 'r': return Residual(token);
+      case 'a':
+        return Pool(kind, token);
+      case 'r':
+        return Residual(token);
       default:
         return absl::InvalidArgumentError(
             "unknown layer (expected c, p, a, r, gap, fc or d)");
@@ -96,7 +104,8 @@ class SpecBuilder {
     size_t next_linear = 0;
     for (size_t i = 0; i < layers_.size(); ++i) {
       out.push_back(layers_[i]);
-      if (next_linear < linear_indices_.size() && linear_indices_[next_linear] == i) {
+      if (next_linear < linear_indices_.size() &&
+          linear_indices_[next_linear] == i) {
         ++next_linear;
         if (next_linear < linear_indices_.size()) out.push_back(ReluSpec());
       }
@@ -117,15 +126,19 @@ class SpecBuilder {
   absl::Status Conv(absl::string_view rest) {
     absl::StatusOr<Options> o = ParseOptions(rest, "kspx");
     if (!o.ok()) return o.status();
-    if (o->main < 0) return absl::InvalidArgumentError("c needs its width, e.g. c32");
+    if (o->main < 0)
+      return absl::InvalidArgumentError("c needs its width, e.g. c32");
     const int kernel = Get(*o, 'k', 3);
     for (int i = 0, n = Get(*o, 'x', 1); i < n; ++i) {
       const int index = convs_++;
-      LayerSpec conv = ConvSpec(absl::StrCat("conv", index), o->main, kernel,
-                                i == 0 ? Get(*o, 's', 1) : 1, Get(*o, 'p', kernel / 2),
-                                /*bias=*/false);
+      LayerSpec conv =
+          ConvSpec(absl::StrCat("conv", index), o->main, kernel,
+                   i == 0 ? Get(*o, 's', 1) : 1, Get(*o, 'p', kernel / 2),
+                   /*bias=*/false);
       if (absl::Status s = Add(std::move(conv)); !s.ok()) return s;
-      if (absl::Status s = Add(BatchNormSpec(absl::StrCat("bn", index))); !s.ok()) return s;
+      if (absl::Status s = Add(BatchNormSpec(absl::StrCat("bn", index)));
+          !s.ok())
+        return s;
       if (absl::Status s = Add(ReluSpec()); !s.ok()) return s;
     }
     return absl::OkStatus();
@@ -136,19 +149,22 @@ class SpecBuilder {
     if (!o.ok()) return o.status();
     const int kernel = o->main < 0 ? 2 : o->main;
     const int stride = Get(*o, 's', kernel);
-    return Add(kind == 'p' ? MaxPoolSpec(kernel, stride) : AvgPoolSpec(kernel, stride));
+    return Add(kind == 'p' ? MaxPoolSpec(kernel, stride)
+                           : AvgPoolSpec(kernel, stride));
   }
 
   absl::Status Residual(absl::string_view rest) {
     absl::StatusOr<Options> o = ParseOptions(rest, "sxi");
     if (!o.ok()) return o.status();
-    if (o->main < 0) return absl::InvalidArgumentError("r needs its width, e.g. r64");
+    if (o->main < 0)
+      return absl::InvalidArgumentError("r needs its width, e.g. r64");
     const bool identity = o->values.count('i') != 0;
     for (int i = 0, n = Get(*o, 'x', 1); i < n; ++i) {
       const int stride = i == 0 ? Get(*o, 's', 1) : 1;
-      const bool projection = !identity && (shape_.channels != o->main || stride != 1);
-      LayerSpec block =
-          ResidualSpec(absl::StrCat("res", residuals_++), o->main, stride, projection);
+      const bool projection =
+          !identity && (shape_.channels != o->main || stride != 1);
+      LayerSpec block = ResidualSpec(absl::StrCat("res", residuals_++), o->main,
+                                     stride, projection);
       if (absl::Status s = Add(std::move(block)); !s.ok()) return s;
     }
     return absl::OkStatus();
@@ -162,7 +178,9 @@ class SpecBuilder {
 
 }  // namespace
 
-std::vector<std::string> ArchPresetNames() { return {kLegacyArchPreset, kColourSmall}; }
+std::vector<std::string> ArchPresetNames() {
+  return {kLegacyArchPreset, kColourSmall};
+}
 
 absl::StatusOr<std::vector<LayerSpec>> ParseArchSpec(absl::string_view spec,
                                                      const TensorShape& input) {
@@ -172,8 +190,8 @@ absl::StatusOr<std::vector<LayerSpec>> ParseArchSpec(absl::string_view spec,
     ++position;
     token = absl::StripAsciiWhitespace(token);
     if (absl::Status s = builder.Token(token); !s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("arch spec token ", position, " '", token,
-                                                     "': ", s.message()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "arch spec token ", position, " '", token, "': ", s.message()));
     }
   }
   return builder.Finish();
@@ -188,12 +206,13 @@ absl::Status ApplyArch(absl::string_view arch, EncoderConfig* config) {
   if (arch == kColourSmall) {
     spec = absl::StrCat("c32,p,c64,p,r128,p,gap,fc", config->embedding_dim);
   }
-  const TensorShape input{config->input_channels, config->input_height, config->input_width};
+  const TensorShape input{config->input_channels, config->input_height,
+                          config->input_width};
   absl::StatusOr<std::vector<LayerSpec>> layers = ParseArchSpec(spec, input);
   if (!layers.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--arch ", arch, " on ", input.height, "x", input.width, "x", input.channels,
-        " input: ", layers.status().message()));
+        "--arch ", arch, " on ", input.height, "x", input.width, "x",
+        input.channels, " input: ", layers.status().message()));
   }
   config->layers = *std::move(layers);
   return absl::OkStatus();
@@ -204,9 +223,11 @@ absl::StatusOr<TensorShape> ParseInputShape(absl::string_view text) {
   int v[3] = {0, 0, 0};
   bool ok = parts.size() == 3;
   for (size_t i = 0; ok && i < 3; ++i) ok = absl::SimpleAtoi(parts[i], &v[i]);
-  if (!ok || v[0] < 1 || v[0] > 4096 || v[1] < 1 || v[1] > 4096 || v[2] < 1 || v[2] > 64) {
+  if (!ok || v[0] < 1 || v[0] > 4096 || v[1] < 1 || v[1] > 4096 || v[2] < 1 ||
+      v[2] > 64) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "input shape '", text, "' must be HxWxC, e.g. 64x64x3 (H, W in 1..4096, C in 1..64)"));
+        "input shape '", text,
+        "' must be HxWxC, e.g. 64x64x3 (H, W in 1..4096, C in 1..64)"));
   }
   return TensorShape{v[2], v[0], v[1]};
 }

@@ -35,7 +35,8 @@ absl::Status Bad(const Parts&... parts) {
 absl::Status ValidateInput(const EncoderConfig& c) {
   if (c.input_height < 1 || c.input_height > 4096 || c.input_width < 1 ||
       c.input_width > 4096) {
-    return Bad("input size ", c.input_height, "x", c.input_width, " must be within 1..4096");
+    return Bad("input size ", c.input_height, "x", c.input_width,
+               " must be within 1..4096");
   }
   if (c.input_channels < 1 || c.input_channels > 64) {
     return Bad("input_channels ", c.input_channels, " must be within 1..64");
@@ -53,22 +54,26 @@ absl::Status ValidateLegacyLayout(const EncoderConfig& c) {
   int64_t ch = c.input_channels;
   for (size_t i = 0; i < c.conv_channels.size(); ++i) {
     if (c.conv_channels[i] < 1 || c.conv_channels[i] > 4096) {
-      return Bad("conv_channels[", i, "] = ", c.conv_channels[i], " must be within 1..4096");
+      return Bad("conv_channels[", i, "] = ", c.conv_channels[i],
+                 " must be within 1..4096");
     }
     if (h < 2 || w < 2) {
-      return Bad("input ", c.input_height, "x", c.input_width, " is too small for ",
-                 c.conv_channels.size(), " conv+pool layers");
+      return Bad("input ", c.input_height, "x", c.input_width,
+                 " is too small for ", c.conv_channels.size(),
+                 " conv+pool layers");
     }
     h /= 2;
     w /= 2;
     ch = c.conv_channels[i];
   }
-  if (c.hidden < 1 || c.hidden > 65536) return Bad("hidden ", c.hidden, " must be within 1..65536");
+  if (c.hidden < 1 || c.hidden > 65536)
+    return Bad("hidden ", c.hidden, " must be within 1..65536");
   if (c.embedding_dim < 1 || c.embedding_dim > 65536) {
     return Bad("embedding_dim ", c.embedding_dim, " must be within 1..65536");
   }
   if (ch * h * w * c.hidden > (int64_t{1} << 28)) {
-    return Bad("fc1 would have ", ch * h * w * c.hidden, " weights (limit 2^28)");
+    return Bad("fc1 would have ", ch * h * w * c.hidden,
+               " weights (limit 2^28)");
   }
   if (!(c.dropout >= 0.0f && c.dropout < 1.0f)) {
     return Bad("dropout ", c.dropout, " must be in [0, 1)");
@@ -77,7 +82,8 @@ absl::Status ValidateLegacyLayout(const EncoderConfig& c) {
 }
 
 absl::Status ValidateLayerList(const EncoderConfig& c) {
-  if (c.layers.size() > kMaxLayers) return Bad("at most ", kMaxLayers, " layers");
+  if (c.layers.size() > kMaxLayers)
+    return Bad("at most ", kMaxLayers, " layers");
   TensorShape shape{c.input_channels, c.input_height, c.input_width};
   std::set<std::string> names;
   for (size_t i = 0; i < c.layers.size(); ++i) {
@@ -89,7 +95,8 @@ absl::Status ValidateLayerList(const EncoderConfig& c) {
     }
     shape = *out;
   }
-  if (shape.size() > 65536) return Bad("embedding size ", shape.size(), " is above 65536");
+  if (shape.size() > 65536)
+    return Bad("embedding size ", shape.size(), " is above 65536");
   return absl::OkStatus();
 }
 
@@ -118,27 +125,32 @@ std::vector<LayerSpec> EncoderLayers(const EncoderConfig& c) {
   return out;
 }
 
-std::string ArchitectureDifference(const EncoderConfig& stored, const EncoderConfig& now) {
+std::string ArchitectureDifference(const EncoderConfig& stored,
+                                   const EncoderConfig& now) {
   auto shape = [](const EncoderConfig& c) {
-    return absl::StrCat(c.input_height, "x", c.input_width, "x", c.input_channels);
+    return absl::StrCat(c.input_height, "x", c.input_width, "x",
+                        c.input_channels);
   };
   if (shape(stored) != shape(now)) {
     return absl::StrCat("input: stored ", shape(stored), ", now ", shape(now));
   }
-  const std::vector<LayerSpec> a = EncoderLayers(stored), b = EncoderLayers(now);
+  const std::vector<LayerSpec> a = EncoderLayers(stored),
+                               b = EncoderLayers(now);
   for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
     if (i < a.size() && i < b.size() && a[i] == b[i]) continue;
-    return absl::StrCat("layer ", i, ": stored ", i < a.size() ? DescribeLayer(a[i]) : "(none)",
-                        ", now ", i < b.size() ? DescribeLayer(b[i]) : "(none)");
+    return absl::StrCat("layer ", i, ": stored ",
+                        i < a.size() ? DescribeLayer(a[i]) : "(none)", ", now ",
+                        i < b.size() ? DescribeLayer(b[i]) : "(none)");
   }
   if (stored.embedding_dim != now.embedding_dim) {
-    return absl::StrCat("embedding_dim: stored ", stored.embedding_dim, ", now ",
-                        now.embedding_dim);
+    return absl::StrCat("embedding_dim: stored ", stored.embedding_dim,
+                        ", now ", now.embedding_dim);
   }
   if (stored.normalization.mean != now.normalization.mean ||
       stored.normalization.std != now.normalization.std) {
-    return absl::StrCat("input normalization: stored mean ", stored.normalization.mean,
-                        " std ", stored.normalization.std, ", now mean ",
+    return absl::StrCat("input normalization: stored mean ",
+                        stored.normalization.mean, " std ",
+                        stored.normalization.std, ", now mean ",
                         now.normalization.mean, " std ", now.normalization.std);
   }
   return "";
@@ -173,8 +185,8 @@ void Encoder::Impl::Build(const EncoderConfig& c) {
       [this](std::string name, std::vector<int> shape, bool trainable) {
         return AddParameter(std::move(name), std::move(shape), trainable);
       });
-  config.embedding_dim =
-      static_cast<int>(layers.empty() ? input_size : layers.back()->out().size());
+  config.embedding_dim = static_cast<int>(
+      layers.empty() ? input_size : layers.back()->out().size());
   chunk_start = layers.size();
   for (size_t i = 0; i < layers.size(); ++i) {
     if (layers[i]->IsLinear()) {
@@ -187,8 +199,8 @@ void Encoder::Impl::Build(const EncoderConfig& c) {
 Encoder::Encoder() : impl_(std::make_unique<Impl>()) {}
 Encoder::~Encoder() = default;
 
-absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Create(const EncoderConfig& config,
-                                                         uint64_t seed) {
+absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Create(
+    const EncoderConfig& config, uint64_t seed) {
   if (absl::Status s = ValidateEncoderConfig(config); !s.ok()) return s;
   std::unique_ptr<Encoder> e(new Encoder());
   Impl& m = *e->impl_;
@@ -201,7 +213,8 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Create(const EncoderConfig& co
   for (size_t i = 0; i < m.layers.size(); ++i) {
     if (m.layers[i]->HasWeights()) last = i;
   }
-  for (size_t i = 0; i < m.layers.size(); ++i) m.layers[i]->Init(&rng, i == last);
+  for (size_t i = 0; i < m.layers.size(); ++i)
+    m.layers[i]->Init(&rng, i == last);
   // Dropout masks come from their own stream, derived from the seed.
   m.dropout_rng = nn::Rng(seed ^ 0xD50F0A7D15EA5E5Dull);
   return e;
@@ -246,7 +259,8 @@ void Encoder::Encode(const float* input, int n, float* output, int threads) cons
   // thread's scratch: workers only read it.
   size_t state_size = 0;
   for (const auto& l : m.layers) state_size += l->InferenceStateSize();
-  float* state = ThreadScratch(nn::kSlotInferState, std::max<size_t>(state_size, 1));
+  float* state =
+      ThreadScratch(nn::kSlotInferState, std::max<size_t>(state_size, 1));
   {
     size_t offset = 0;
     for (const auto& l : m.layers) {
@@ -264,7 +278,8 @@ void Encoder::Encode(const float* input, int n, float* output, int threads) cons
       last_image_active = i;
       image_max = std::max<size_t>(image_max, l.out().size());
     } else {
-      chunk_max = std::max<size_t>(chunk_max, std::max(l.in().size(), l.out().size()));
+      chunk_max =
+          std::max<size_t>(chunk_max, std::max(l.in().size(), l.out().size()));
     }
   }
   if (last_active == count) {  // no layer changes the input
@@ -272,13 +287,16 @@ void Encoder::Encode(const float* input, int n, float* output, int threads) cons
     return;
   }
   const bool has_chunk_part = m.chunk_start < count;
-  const int64_t flat = has_chunk_part ? m.layers[m.chunk_start]->in().size() : dim;
+  const int64_t flat =
+      has_chunk_part ? m.layers[m.chunk_start]->in().size() : dim;
 
   ParallelChunks(n, threads, [&](int64_t begin, int64_t end, int) {
     float* ping = ThreadScratch(nn::kSlotPing, image_max);
     float* pong = ThreadScratch(nn::kSlotPong, image_max);
-    float* chunk_a = ThreadScratch(nn::kSlotChunkA, size_t(kEncodeChunk) * chunk_max);
-    float* chunk_b = ThreadScratch(nn::kSlotChunkB, size_t(kEncodeChunk) * chunk_max);
+    float* chunk_a =
+        ThreadScratch(nn::kSlotChunkA, size_t(kEncodeChunk) * chunk_max);
+    float* chunk_b =
+        ThreadScratch(nn::kSlotChunkB, size_t(kEncodeChunk) * chunk_max);
     for (int64_t s0 = begin; s0 < end; s0 += kEncodeChunk) {
       const int rows = static_cast<int>(std::min<int64_t>(kEncodeChunk, end - s0));
       const float* x_chunk = input + s0 * m.input_size;
@@ -294,7 +312,8 @@ void Encoder::Encode(const float* input, int n, float* output, int threads) cons
             const float* layer_state = state + offset;
             offset += l.InferenceStateSize();
             if (l.IdentityAtInference()) continue;
-            float* dst = i == last_image_active ? target + r * flat : (x == ping ? pong : ping);
+            float* dst = i == last_image_active ? target + r * flat
+                                                : (x == ping ? pong : ping);
             l.Infer(x, 1, dst, layer_state);
             x = dst;
           }
@@ -303,14 +322,16 @@ void Encoder::Encode(const float* input, int n, float* output, int threads) cons
       }
       if (!has_chunk_part) continue;
       size_t offset = 0;
-      for (size_t i = 0; i < m.chunk_start; ++i) offset += m.layers[i]->InferenceStateSize();
+      for (size_t i = 0; i < m.chunk_start; ++i)
+        offset += m.layers[i]->InferenceStateSize();
       const float* x = x_chunk;
       for (size_t i = m.chunk_start; i < count; ++i) {
         const nn::Layer& l = *m.layers[i];
         const float* layer_state = state + offset;
         offset += l.InferenceStateSize();
         if (l.IdentityAtInference()) continue;
-        float* dst = i == last_active ? output + s0 * dim : (x == chunk_a ? chunk_b : chunk_a);
+        float* dst = i == last_active ? output + s0 * dim
+                                      : (x == chunk_a ? chunk_b : chunk_a);
         l.Infer(x, rows, dst, layer_state);
         x = dst;
       }
@@ -336,7 +357,8 @@ void Encoder::Forward(const float* input, int n, float* output, bool training) {
     l.Forward(m.acts[i].data(), n, m.acts[i + 1].data(), ctx);
   }
   if (output != nullptr) {
-    std::memcpy(output, m.acts.back().data(), sizeof(float) * m.acts.back().size());
+    std::memcpy(output, m.acts.back().data(),
+                sizeof(float) * m.acts.back().size());
   }
 }
 
@@ -356,7 +378,8 @@ void Encoder::Backward(const float* grad_output) {
       din->resize(size_t(n) * l.in().size());
       dx = din->data();
     }
-    l.Backward(m.acts[i].data(), m.acts[i + 1].data(), dout->data(), n, dx, ctx);
+    l.Backward(m.acts[i].data(), m.acts[i + 1].data(), dout->data(), n, dx,
+               ctx);
     std::swap(dout, din);
   }
 }

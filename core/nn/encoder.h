@@ -63,7 +63,8 @@ std::vector<LayerSpec> EncoderLayers(const EncoderConfig& config);
 // compared as its layer list -- embedding size and input normalization),
 // else one line naming the first difference, e.g.
 // "layer 3: stored conv1: conv 64 k3 s1 p1, now conv1: conv 32 k3 s1 p1".
-std::string ArchitectureDifference(const EncoderConfig& stored, const EncoderConfig& now);
+std::string ArchitectureDifference(const EncoderConfig& stored,
+                                   const EncoderConfig& now);
 
 // A parameter tensor with its gradient, owned by the encoder.
 struct Parameter {

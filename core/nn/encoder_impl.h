@@ -33,7 +33,8 @@ struct Encoder::Impl {
   std::vector<std::vector<float>> acts;
   std::vector<float> grad_a, grad_b;
 
-  Parameter* AddParameter(std::string name, std::vector<int> shape, bool trainable = true);
+  Parameter* AddParameter(std::string name, std::vector<int> shape,
+                          bool trainable = true);
   // Builds layers and zero/one-initialised parameters for a valid config
   // (config.embedding_dim is set from the layer list).
   void Build(const EncoderConfig& c);

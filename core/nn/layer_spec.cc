@@ -15,12 +15,15 @@ constexpr int64_t kMaxWeights = int64_t{1} << 28;
 
 template <typename... Parts>
 absl::Status Bad(const LayerSpec& l, const Parts&... parts) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      LayerKindName(l.kind), l.name.empty() ? "" : " ", l.name, ": ", parts...));
+  return absl::InvalidArgumentError(absl::StrCat(LayerKindName(l.kind),
+                                                 l.name.empty() ? "" : " ",
+                                                 l.name, ": ", parts...));
 }
 
-absl::Status CheckRange(const LayerSpec& l, const char* field, int v, int lo, int hi) {
-  if (v < lo || v > hi) return Bad(l, field, " ", v, " must be within ", lo, "..", hi);
+absl::Status CheckRange(const LayerSpec& l, const char* field, int v, int lo,
+                        int hi) {
+  if (v < lo || v > hi)
+    return Bad(l, field, " ", v, " must be within ", lo, "..", hi);
   return absl::OkStatus();
 }
 
@@ -29,26 +32,38 @@ absl::StatusOr<TensorShape> Window(const LayerSpec& l, const TensorShape& in,
   const int h = in.height + 2 * padding, w = in.width + 2 * padding;
   if (h < kernel || w < kernel) {
     return Bad(l, kernel, "x", kernel, " window on ", in.height, "x", in.width,
-               " input", padding > 0 ? absl::StrCat(" (padding ", padding, ")") : "",
+               " input",
+               padding > 0 ? absl::StrCat(" (padding ", padding, ")") : "",
                " would give an output below 1x1");
   }
-  return TensorShape{in.channels, (h - kernel) / stride + 1, (w - kernel) / stride + 1};
+  return TensorShape{in.channels, (h - kernel) / stride + 1,
+                     (w - kernel) / stride + 1};
 }
 
 }  // namespace
 
 const char* LayerKindName(LayerKind kind) {
   switch (kind) {
-    case LayerKind::kConv: return "conv";
-    case LayerKind::kBatchNorm: return "batch_norm";
-    case LayerKind::kRelu: return "relu";
-    case LayerKind::kMaxPool: return "max_pool";
-    case LayerKind::kAvgPool: return "avg_pool";
-    case LayerKind::kResidual: return "residual";
-    case LayerKind::kGlobalAvgPool: return "global_avg_pool";
-    case LayerKind::kLinear: return "linear";
-    case LayerKind::kDropout: return "dropout";
-    case LayerKind::kL2Normalize: return "l2_normalize";
+    case LayerKind::kConv:
+      return "conv";
+    case LayerKind::kBatchNorm:
+      return "batch_norm";
+    case LayerKind::kRelu:
+      return "relu";
+    case LayerKind::kMaxPool:
+      return "max_pool";
+    case LayerKind::kAvgPool:
+      return "avg_pool";
+    case LayerKind::kResidual:
+      return "residual";
+    case LayerKind::kGlobalAvgPool:
+      return "global_avg_pool";
+    case LayerKind::kLinear:
+      return "linear";
+    case LayerKind::kDropout:
+      return "dropout";
+    case LayerKind::kL2Normalize:
+      return "l2_normalize";
   }
   return "unknown";
 }
@@ -59,8 +74,8 @@ bool LayerSpec::operator==(const LayerSpec& o) const {
          bias == o.bias && rate == o.rate && projection == o.projection;
 }
 
-LayerSpec ConvSpec(std::string name, int channels, int kernel, int stride, int padding,
-                   bool bias) {
+LayerSpec ConvSpec(std::string name, int channels, int kernel, int stride,
+                   int padding, bool bias) {
   LayerSpec l;
   l.kind = LayerKind::kConv;
   l.name = std::move(name);
@@ -95,7 +110,8 @@ LayerSpec AvgPoolSpec(int kernel, int stride) {
   return l;
 }
 
-LayerSpec ResidualSpec(std::string name, int channels, int stride, bool projection) {
+LayerSpec ResidualSpec(std::string name, int channels, int stride,
+                       bool projection) {
   LayerSpec l;
   l.kind = LayerKind::kResidual;
   l.name = std::move(name);
@@ -134,20 +150,29 @@ LayerSpec L2NormalizeSpec() {
   return l;
 }
 
-absl::StatusOr<TensorShape> LayerOutputShape(const LayerSpec& l, const TensorShape& in) {
-  const bool named = l.kind == LayerKind::kConv || l.kind == LayerKind::kBatchNorm ||
-                     l.kind == LayerKind::kResidual || l.kind == LayerKind::kLinear;
-  if (named && l.name.empty()) return Bad(l, "needs a name (its parameters' prefix)");
+absl::StatusOr<TensorShape> LayerOutputShape(const LayerSpec& l,
+                                             const TensorShape& in) {
+  const bool named =
+      l.kind == LayerKind::kConv || l.kind == LayerKind::kBatchNorm ||
+      l.kind == LayerKind::kResidual || l.kind == LayerKind::kLinear;
+  if (named && l.name.empty())
+    return Bad(l, "needs a name (its parameters' prefix)");
   switch (l.kind) {
     case LayerKind::kConv: {
-      if (auto s = CheckRange(l, "channels", l.channels, 1, kMaxChannels); !s.ok()) return s;
+      if (auto s = CheckRange(l, "channels", l.channels, 1, kMaxChannels);
+          !s.ok())
+        return s;
       if (auto s = CheckRange(l, "kernel", l.kernel, 1, 15); !s.ok()) return s;
       if (auto s = CheckRange(l, "stride", l.stride, 1, 8); !s.ok()) return s;
-      if (auto s = CheckRange(l, "padding", l.padding, 0, l.kernel - 1); !s.ok()) return s;
-      if (int64_t{l.channels} * in.channels * l.kernel * l.kernel > kMaxWeights) {
+      if (auto s = CheckRange(l, "padding", l.padding, 0, l.kernel - 1);
+          !s.ok())
+        return s;
+      if (int64_t{l.channels} * in.channels * l.kernel * l.kernel >
+          kMaxWeights) {
         return Bad(l, "more than 2^28 weights");
       }
-      absl::StatusOr<TensorShape> out = Window(l, in, l.kernel, l.stride, l.padding);
+      absl::StatusOr<TensorShape> out =
+          Window(l, in, l.kernel, l.stride, l.padding);
       if (out.ok()) out->channels = l.channels;
       return out;
     }
@@ -157,7 +182,9 @@ absl::StatusOr<TensorShape> LayerOutputShape(const LayerSpec& l, const TensorSha
       if (auto s = CheckRange(l, "stride", l.stride, 1, 16); !s.ok()) return s;
       return Window(l, in, l.kernel, l.stride, 0);
     case LayerKind::kResidual: {
-      if (auto s = CheckRange(l, "channels", l.channels, 1, kMaxChannels); !s.ok()) return s;
+      if (auto s = CheckRange(l, "channels", l.channels, 1, kMaxChannels);
+          !s.ok())
+        return s;
       if (auto s = CheckRange(l, "stride", l.stride, 1, 4); !s.ok()) return s;
       if (!l.projection && (in.channels != l.channels || l.stride != 1)) {
         return Bad(l, "identity shortcut needs input width ", in.channels,
@@ -174,13 +201,17 @@ absl::StatusOr<TensorShape> LayerOutputShape(const LayerSpec& l, const TensorSha
     case LayerKind::kGlobalAvgPool:
       return TensorShape{in.channels, 1, 1};
     case LayerKind::kLinear:
-      if (auto s = CheckRange(l, "outputs", l.channels, 1, kMaxFeatures); !s.ok()) return s;
+      if (auto s = CheckRange(l, "outputs", l.channels, 1, kMaxFeatures);
+          !s.ok())
+        return s;
       if (in.size() * l.channels > kMaxWeights) {
-        return Bad(l, in.size(), " inputs x ", l.channels, " outputs is more than 2^28 weights");
+        return Bad(l, in.size(), " inputs x ", l.channels,
+                   " outputs is more than 2^28 weights");
       }
       return TensorShape{l.channels, 1, 1};
     case LayerKind::kDropout:
-      if (!(l.rate >= 0.0f && l.rate < 1.0f)) return Bad(l, "rate ", l.rate, " must be in [0, 1)");
+      if (!(l.rate >= 0.0f && l.rate < 1.0f))
+        return Bad(l, "rate ", l.rate, " must be in [0, 1)");
       return in;
     case LayerKind::kBatchNorm:
     case LayerKind::kRelu:
@@ -191,11 +222,12 @@ absl::StatusOr<TensorShape> LayerOutputShape(const LayerSpec& l, const TensorSha
 }
 
 std::string DescribeLayer(const LayerSpec& l) {
-  std::string s = absl::StrCat(l.name.empty() ? "" : l.name + ": ", LayerKindName(l.kind));
+  std::string s =
+      absl::StrCat(l.name.empty() ? "" : l.name + ": ", LayerKindName(l.kind));
   switch (l.kind) {
     case LayerKind::kConv:
-      absl::StrAppend(&s, " ", l.channels, " k", l.kernel, " s", l.stride, " p", l.padding,
-                      l.bias ? " bias" : "");
+      absl::StrAppend(&s, " ", l.channels, " k", l.kernel, " s", l.stride, " p",
+                      l.padding, l.bias ? " bias" : "");
       break;
     case LayerKind::kMaxPool:
     case LayerKind::kAvgPool:

@@ -19,8 +19,8 @@ namespace embedsearch {
 
 // Numbering is the model file's (LayerProto.kind); never reuse a value.
 enum class LayerKind {
-  kConv = 1,           // 2-D convolution, square kernel; weight [C_out, C_in, k, k]
-  kBatchNorm = 2,      // BatchNorm2d (BatchNorm1d on [f, 1, 1]); PyTorch semantics
+  kConv = 1,       // 2-D convolution, square kernel; weight [C_out, C_in, k, k]
+  kBatchNorm = 2,  // BatchNorm2d (BatchNorm1d on [f, 1, 1]); PyTorch semantics
   kRelu = 3,
   kMaxPool = 4,        // floor mode, no padding (PyTorch's default)
   kAvgPool = 5,        // floor mode, no padding
@@ -41,12 +41,12 @@ struct LayerSpec {
   // residual block's tensors are <name>.conv1/.bn1/.conv2/.bn2 and, with a
   // projection, <name>.proj/.proj_bn.
   std::string name;
-  int channels = 0;     // conv, residual: output channels; linear: outputs
-  int kernel = 3;       // conv: kernel size; pools: window size
-  int stride = 1;       // conv, pools, residual (first conv and shortcut)
-  int padding = 1;      // conv only (zero padding on every side)
-  bool bias = true;     // conv, linear
-  float rate = 0.0f;    // dropout probability, in [0, 1)
+  int channels = 0;   // conv, residual: output channels; linear: outputs
+  int kernel = 3;     // conv: kernel size; pools: window size
+  int stride = 1;     // conv, pools, residual (first conv and shortcut)
+  int padding = 1;    // conv only (zero padding on every side)
+  bool bias = true;   // conv, linear
+  float rate = 0.0f;  // dropout probability, in [0, 1)
   // Residual block: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)),
   // both convs 3x3 pad 1 without bias, conv1 with `stride`. The shortcut is
   // the identity (needs input channels == channels and stride 1) or, with
@@ -58,8 +58,8 @@ struct LayerSpec {
 };
 
 // Constructors with each kind's defaults.
-LayerSpec ConvSpec(std::string name, int channels, int kernel = 3, int stride = 1,
-                   int padding = 1, bool bias = true);
+LayerSpec ConvSpec(std::string name, int channels, int kernel = 3,
+                   int stride = 1, int padding = 1, bool bias = true);
 LayerSpec BatchNormSpec(std::string name);
 LayerSpec ReluSpec();
 LayerSpec MaxPoolSpec(int kernel = 2, int stride = 2);

@@ -36,7 +36,8 @@ void XavierUniform(Parameter* p, int fan_in, int fan_out, Rng* rng) {
 }
 
 // y = y + b[c] per channel, then ReLU if asked (in place, one image).
-void BiasAndRelu(float* y, const float* bias, bool relu, int channels, int spatial) {
+void BiasAndRelu(float* y, const float* bias, bool relu, int channels,
+                 int spatial) {
   if (bias != nullptr && relu) {
     BiasReluForward(y, bias, 1, channels, spatial, y);
   } else if (bias != nullptr) {
@@ -78,15 +79,21 @@ struct ConvUnitParts {
 
 class ConvUnit : public Layer {
  public:
-  ConvUnit(const ConvUnitParts& p, TensorShape in, TensorShape out, const AddParameterFn& add)
-      : Layer(in, out), has_bn_(!p.bn_name.empty()), relu_(p.relu), pool_on_(p.pool) {
-    conv_ = {in.channels, in.height, in.width, p.conv.channels,
+  ConvUnit(const ConvUnitParts& p, TensorShape in, TensorShape out,
+           const AddParameterFn& add)
+      : Layer(in, out),
+        has_bn_(!p.bn_name.empty()),
+        relu_(p.relu),
+        pool_on_(p.pool) {
+    conv_ = {in.channels,   in.height,     in.width,      p.conv.channels,
              p.conv.kernel, p.conv.stride, p.conv.padding};
-    pool_ = {p.conv.channels, conv_.out_height(), conv_.out_width(), p.pool_kernel,
-             p.pool_stride};
-    weight_ = add(p.conv.name + ".weight",
-                  {p.conv.channels, in.channels, p.conv.kernel, p.conv.kernel}, true);
-    if (p.conv.bias) bias_ = add(p.conv.name + ".bias", {p.conv.channels}, true);
+    pool_ = {p.conv.channels, conv_.out_height(), conv_.out_width(),
+             p.pool_kernel, p.pool_stride};
+    weight_ =
+        add(p.conv.name + ".weight",
+            {p.conv.channels, in.channels, p.conv.kernel, p.conv.kernel}, true);
+    if (p.conv.bias)
+      bias_ = add(p.conv.name + ".bias", {p.conv.channels}, true);
     if (has_bn_) bn_.Add(p.bn_name, p.conv.channels, add);
   }
 
@@ -129,11 +136,14 @@ class ConvUnit : public Layer {
 
   // Pooling before the bias and ReLU: max-pool commutes with adding a
   // per-channel constant and with ReLU, and its output is 4x smaller.
-  void Infer(const float* in, int rows, float* out, const float* state) const override {
+  void Infer(const float* in, int rows, float* out,
+             const float* state) const override {
     const float* w = has_bn_ ? state : weight_->value.data();
-    const float* b = has_bn_ ? state + conv_.weight_size()
-                             : (bias_ != nullptr ? bias_->value.data() : nullptr);
-    float* col = ThreadScratch(kSlotCol, size_t(conv_.col_rows()) * conv_.col_cols());
+    const float* b = has_bn_
+                         ? state + conv_.weight_size()
+                         : (bias_ != nullptr ? bias_->value.data() : nullptr);
+    float* col =
+        ThreadScratch(kSlotCol, size_t(conv_.col_rows()) * conv_.col_cols());
     for (int r = 0; r < rows; ++r) {
       const float* x = in + r * this->in().size();
       float* y = out + r * this->out().size();
@@ -141,7 +151,8 @@ class ConvUnit : public Layer {
         float* conv = ThreadScratch(kSlotConvOut, conv_.out_size());
         Conv2dForwardImage(conv_, w, nullptr, x, col, conv);
         MaxPool2dForwardImage(pool_, conv, y, nullptr);
-        BiasAndRelu(y, b, relu_, pool_.channels, pool_.out_height() * pool_.out_width());
+        BiasAndRelu(y, b, relu_, pool_.channels,
+                    pool_.out_height() * pool_.out_width());
       } else {
         Conv2dForwardImage(conv_, w, nullptr, x, col, y);
         BiasAndRelu(y, b, relu_, conv_.out_channels, conv_.col_cols());
@@ -149,7 +160,8 @@ class ConvUnit : public Layer {
     }
   }
 
-  void Forward(const float* in, int n, float* out, const RunContext& ctx) override {
+  void Forward(const float* in, int n, float* out,
+               const RunContext& ctx) override {
     training_ = ctx.training;
     if (pool_on_) argmax_.resize(size_t(n) * pool_.out_size());
     if (SparsePath()) {
@@ -159,8 +171,8 @@ class ConvUnit : public Layer {
     }
   }
 
-  void Backward(const float* in, const float* out, float* dout, int n, float* din,
-                const RunContext& ctx) override {
+  void Backward(const float* in, const float* out, float* dout, int n,
+                float* din, const RunContext& ctx) override {
     if (SparsePath()) {
       BackwardSparse(in, out, dout, n, din, ctx);
     } else {
@@ -170,7 +182,9 @@ class ConvUnit : public Layer {
 
  private:
   // conv + bias + ReLU + max-pool without batch norm.
-  bool SparsePath() const { return !has_bn_ && relu_ && pool_on_ && bias_ != nullptr; }
+  bool SparsePath() const {
+    return !has_bn_ && relu_ && pool_on_ && bias_ != nullptr;
+  }
 
   void ForwardSparse(const float* x, int n, float* out, const RunContext& ctx) {
     const int64_t in_size = conv_.in_size(), out_size = pool_.out_size();
@@ -181,9 +195,11 @@ class ConvUnit : public Layer {
       float* conv = ThreadScratch(kSlotConvOut, conv_.out_size());
       for (int64_t i = begin; i < end; ++i) {
         float* dst = out + i * out_size;
-        Conv2dForwardImage(conv_, weight_->value.data(), nullptr, x + i * in_size, col, conv);
+        Conv2dForwardImage(conv_, weight_->value.data(), nullptr,
+                           x + i * in_size, col, conv);
         MaxPool2dForwardImage(pool_, conv, dst, argmax_.data() + i * out_size);
-        BiasReluForward(dst, bias_->value.data(), 1, pool_.channels, spatial_out, dst);
+        BiasReluForward(dst, bias_->value.data(), 1, pool_.channels,
+                        spatial_out, dst);
       }
     });
   }
@@ -194,22 +210,24 @@ class ConvUnit : public Layer {
     const int spatial = conv_.col_cols(), cout = conv_.out_channels;
     pre_.resize(size_t(n) * conv_size);
     Conv2dForward(conv_, weight_->value.data(),
-                  bias_ != nullptr ? bias_->value.data() : nullptr, x, n, pre_.data(),
-                  ctx.threads);
+                  bias_ != nullptr ? bias_->value.data() : nullptr, x, n,
+                  pre_.data(), ctx.threads);
     float* a = pre_.data();
     if (has_bn_) {
       act_.resize(pre_.size());
       save_mean_.resize(cout);
       save_invstd_.resize(cout);
       if (ctx.training) {
-        BatchNormForwardTrain(pre_.data(), n, cout, spatial, bn_.gamma->value.data(),
-                              bn_.beta->value.data(), ctx.bn, bn_.running_mean->value.data(),
-                              bn_.running_var->value.data(), act_.data(), save_mean_.data(),
-                              save_invstd_.data(), ctx.threads);
+        BatchNormForwardTrain(
+            pre_.data(), n, cout, spatial, bn_.gamma->value.data(),
+            bn_.beta->value.data(), ctx.bn, bn_.running_mean->value.data(),
+            bn_.running_var->value.data(), act_.data(), save_mean_.data(),
+            save_invstd_.data(), ctx.threads);
       } else {
-        BatchNormForwardEval(pre_.data(), n, cout, spatial, bn_.gamma->value.data(),
-                             bn_.beta->value.data(), bn_.running_mean->value.data(),
-                             bn_.running_var->value.data(), ctx.bn, act_.data());
+        BatchNormForwardEval(
+            pre_.data(), n, cout, spatial, bn_.gamma->value.data(),
+            bn_.beta->value.data(), bn_.running_mean->value.data(),
+            bn_.running_var->value.data(), ctx.bn, act_.data());
       }
       a = act_.data();
     }
@@ -218,7 +236,8 @@ class ConvUnit : public Layer {
         float* ai = a + i * conv_size;
         if (relu_) ReluForward(ai, conv_size, ai);
         if (pool_on_) {
-          MaxPool2dForwardImage(pool_, ai, out + i * out_size, argmax_.data() + i * out_size);
+          MaxPool2dForwardImage(pool_, ai, out + i * out_size,
+                                argmax_.data() + i * out_size);
         } else {
           Copy(ai, conv_size, out + i * out_size);
         }
@@ -234,8 +253,8 @@ class ConvUnit : public Layer {
   //   dW[o, :] += g * patch[j, :],   dpatch[j, :] += g * W[o, :].
   // That is 4-8x fewer FLOPs than the dense backward. Weight and bias
   // gradients are summed per thread, then in thread order.
-  void BackwardSparse(const float* x, const float* out, const float* dout, int n, float* dx,
-                      const RunContext& ctx) {
+  void BackwardSparse(const float* x, const float* out, const float* dout,
+                      int n, float* dx, const RunContext& ctx) {
     const int64_t in_size = conv_.in_size(), out_size = pool_.out_size();
     const int spatial_out = pool_.out_height() * pool_.out_width();
     const size_t col_size = size_t(conv_.col_rows()) * conv_.col_cols();
@@ -252,8 +271,8 @@ class ConvUnit : public Layer {
       float* dw = partial.data() + slot * (wsize + cout);
       float* db = dw + wsize;
       for (int64_t i = begin; i < end; ++i) {
-        BiasReluBackward(out + i * out_size, dout + i * out_size, 1, cout, spatial_out,
-                         dpool, db);
+        BiasReluBackward(out + i * out_size, dout + i * out_size, 1, cout,
+                         spatial_out, dpool, db);
         Im2Row(conv_, x + i * in_size, patches);
         if (dx != nullptr) std::memset(dpatches, 0, sizeof(float) * col_size);
         const int32_t* arg = argmax_.data() + i * out_size;
@@ -302,7 +321,8 @@ class ConvUnit : public Layer {
       for (int64_t i = begin; i < end; ++i) {
         float* d = dact_.data() + i * conv_size;
         if (pool_on_) {
-          MaxPool2dBackwardImage(pool_, dout + i * out_size, argmax_.data() + i * out_size, d);
+          MaxPool2dBackwardImage(pool_, dout + i * out_size,
+                                 argmax_.data() + i * out_size, d);
         } else {
           Copy(dout + i * out_size, conv_size, d);
         }
@@ -313,20 +333,23 @@ class ConvUnit : public Layer {
     if (has_bn_) {
       dpre_.resize(dact_.size());
       if (training_) {
-        BatchNormBackwardTrain(pre_.data(), dact_.data(), n, cout, conv_.col_cols(),
-                               bn_.gamma->value.data(), save_mean_.data(),
-                               save_invstd_.data(), dpre_.data(), bn_.gamma->grad.data(),
+        BatchNormBackwardTrain(pre_.data(), dact_.data(), n, cout,
+                               conv_.col_cols(), bn_.gamma->value.data(),
+                               save_mean_.data(), save_invstd_.data(),
+                               dpre_.data(), bn_.gamma->grad.data(),
                                bn_.beta->grad.data(), ctx.threads);
       } else {
-        BatchNormBackwardEval(pre_.data(), dact_.data(), n, cout, conv_.col_cols(),
-                              bn_.gamma->value.data(), bn_.running_mean->value.data(),
-                              bn_.running_var->value.data(), ctx.bn, dpre_.data(),
-                              bn_.gamma->grad.data(), bn_.beta->grad.data());
+        BatchNormBackwardEval(
+            pre_.data(), dact_.data(), n, cout, conv_.col_cols(),
+            bn_.gamma->value.data(), bn_.running_mean->value.data(),
+            bn_.running_var->value.data(), ctx.bn, dpre_.data(),
+            bn_.gamma->grad.data(), bn_.beta->grad.data());
       }
       g = dpre_.data();
     }
     Conv2dBackward(conv_, weight_->value.data(), x, g, n, weight_->grad.data(),
-                   bias_ != nullptr ? bias_->grad.data() : nullptr, dx, ctx.threads);
+                   bias_ != nullptr ? bias_->grad.data() : nullptr, dx,
+                   ctx.threads);
   }
 
   Conv2dShape conv_;
@@ -346,30 +369,35 @@ class ConvUnit : public Layer {
 
 class BatchNormLayer : public Layer {
  public:
-  BatchNormLayer(const LayerSpec& spec, TensorShape in, const AddParameterFn& add)
+  BatchNormLayer(const LayerSpec& spec, TensorShape in,
+                 const AddParameterFn& add)
       : Layer(in, in) {
     bn_.Add(spec.name, in.channels, add);
   }
-  void Infer(const float* in, int rows, float* out, const float*) const override {
-    BatchNormForwardEval(in, rows, this->in().channels, Spatial(), bn_.gamma->value.data(),
-                         bn_.beta->value.data(), bn_.running_mean->value.data(),
-                         bn_.running_var->value.data(), BatchNormOptions(), out);
+  void Infer(const float* in, int rows, float* out,
+             const float*) const override {
+    BatchNormForwardEval(
+        in, rows, this->in().channels, Spatial(), bn_.gamma->value.data(),
+        bn_.beta->value.data(), bn_.running_mean->value.data(),
+        bn_.running_var->value.data(), BatchNormOptions(), out);
   }
-  void Forward(const float* in, int n, float* out, const RunContext& ctx) override {
+  void Forward(const float* in, int n, float* out,
+               const RunContext& ctx) override {
     training_ = ctx.training;
     const int c = this->in().channels;
     if (!ctx.training) {
-      BatchNormForwardEval(in, n, c, Spatial(), bn_.gamma->value.data(), bn_.beta->value.data(),
-                           bn_.running_mean->value.data(), bn_.running_var->value.data(),
-                           ctx.bn, out);
+      BatchNormForwardEval(in, n, c, Spatial(), bn_.gamma->value.data(),
+                           bn_.beta->value.data(),
+                           bn_.running_mean->value.data(),
+                           bn_.running_var->value.data(), ctx.bn, out);
       return;
     }
     save_mean_.resize(c);
     save_invstd_.resize(c);
-    BatchNormForwardTrain(in, n, c, Spatial(), bn_.gamma->value.data(), bn_.beta->value.data(),
-                          ctx.bn, bn_.running_mean->value.data(),
-                          bn_.running_var->value.data(), out, save_mean_.data(),
-                          save_invstd_.data(), ctx.threads);
+    BatchNormForwardTrain(
+        in, n, c, Spatial(), bn_.gamma->value.data(), bn_.beta->value.data(),
+        ctx.bn, bn_.running_mean->value.data(), bn_.running_var->value.data(),
+        out, save_mean_.data(), save_invstd_.data(), ctx.threads);
   }
   void Backward(const float* in, const float*, float* dout, int n, float* din,
                 const RunContext& ctx) override {
@@ -381,11 +409,13 @@ class BatchNormLayer : public Layer {
     if (training_) {
       BatchNormBackwardTrain(in, dout, n, c, Spatial(), bn_.gamma->value.data(),
                              save_mean_.data(), save_invstd_.data(), din,
-                             bn_.gamma->grad.data(), bn_.beta->grad.data(), ctx.threads);
+                             bn_.gamma->grad.data(), bn_.beta->grad.data(),
+                             ctx.threads);
     } else {
       BatchNormBackwardEval(in, dout, n, c, Spatial(), bn_.gamma->value.data(),
-                            bn_.running_mean->value.data(), bn_.running_var->value.data(),
-                            ctx.bn, din, bn_.gamma->grad.data(), bn_.beta->grad.data());
+                            bn_.running_mean->value.data(),
+                            bn_.running_var->value.data(), ctx.bn, din,
+                            bn_.gamma->grad.data(), bn_.beta->grad.data());
     }
   }
 
@@ -399,7 +429,8 @@ class BatchNormLayer : public Layer {
 class ReluLayer : public Layer {
  public:
   explicit ReluLayer(TensorShape in) : Layer(in, in) {}
-  void Infer(const float* in, int rows, float* out, const float*) const override {
+  void Infer(const float* in, int rows, float* out,
+             const float*) const override {
     ReluForward(in, rows * this->in().size(), out);
   }
   void Forward(const float* in, int n, float* out, const RunContext&) override {
@@ -414,18 +445,22 @@ class ReluLayer : public Layer {
 class MaxPoolLayer : public Layer {
  public:
   MaxPoolLayer(const LayerSpec& spec, TensorShape in, TensorShape out)
-      : Layer(in, out), pool_{in.channels, in.height, in.width, spec.kernel, spec.stride} {}
-  void Infer(const float* in, int rows, float* out, const float*) const override {
+      : Layer(in, out),
+        pool_{in.channels, in.height, in.width, spec.kernel, spec.stride} {}
+  void Infer(const float* in, int rows, float* out,
+             const float*) const override {
     for (int r = 0; r < rows; ++r) {
-      MaxPool2dForwardImage(pool_, in + r * pool_.in_size(), out + r * pool_.out_size(),
-                            nullptr);
+      MaxPool2dForwardImage(pool_, in + r * pool_.in_size(),
+                            out + r * pool_.out_size(), nullptr);
     }
   }
-  void Forward(const float* in, int n, float* out, const RunContext& ctx) override {
+  void Forward(const float* in, int n, float* out,
+               const RunContext& ctx) override {
     argmax_.resize(size_t(n) * pool_.out_size());
     ParallelChunks(n, ctx.threads, [&](int64_t begin, int64_t end, int) {
       for (int64_t i = begin; i < end; ++i) {
-        MaxPool2dForwardImage(pool_, in + i * pool_.in_size(), out + i * pool_.out_size(),
+        MaxPool2dForwardImage(pool_, in + i * pool_.in_size(),
+                              out + i * pool_.out_size(),
                               argmax_.data() + i * pool_.out_size());
       }
     });
@@ -452,10 +487,13 @@ class AvgPoolLayer : public Layer {
  public:
   AvgPoolLayer(const LayerSpec& spec, TensorShape in, TensorShape out)
       : Layer(in, out), k_(spec.kernel), s_(spec.stride) {}
-  void Infer(const float* in, int rows, float* out, const float*) const override {
-    for (int r = 0; r < rows; ++r) Image(in + r * this->in().size(), out + r * this->out().size());
+  void Infer(const float* in, int rows, float* out,
+             const float*) const override {
+    for (int r = 0; r < rows; ++r)
+      Image(in + r * this->in().size(), out + r * this->out().size());
   }
-  void Forward(const float* in, int n, float* out, const RunContext& ctx) override {
+  void Forward(const float* in, int n, float* out,
+               const RunContext& ctx) override {
     ParallelChunks(n, ctx.threads, [&](int64_t begin, int64_t end, int) {
       for (int64_t i = begin; i < end; ++i) {
         Image(in + i * this->in().size(), out + i * this->out().size());
@@ -478,7 +516,8 @@ class AvgPoolLayer : public Layer {
             for (int ox = 0; ox < b.width; ++ox) {
               const float g = dy[(c * b.height + oy) * b.width + ox] * scale;
               for (int ky = 0; ky < k_; ++ky) {
-                float* row = dx + (c * a.height + oy * s_ + ky) * a.width + ox * s_;
+                float* row =
+                    dx + (c * a.height + oy * s_ + ky) * a.width + ox * s_;
                 for (int kx = 0; kx < k_; ++kx) row[kx] += g;
               }
             }
@@ -498,7 +537,8 @@ class AvgPoolLayer : public Layer {
         for (int ox = 0; ox < b.width; ++ox) {
           float sum = 0.0f;
           for (int ky = 0; ky < k_; ++ky) {
-            const float* row = x + (c * a.height + oy * s_ + ky) * a.width + ox * s_;
+            const float* row =
+                x + (c * a.height + oy * s_ + ky) * a.width + ox * s_;
             for (int kx = 0; kx < k_; ++kx) sum += row[kx];
           }
           y[(c * b.height + oy) * b.width + ox] = sum * scale;
@@ -512,7 +552,8 @@ class AvgPoolLayer : public Layer {
 class GlobalAvgPoolLayer : public Layer {
  public:
   GlobalAvgPoolLayer(TensorShape in, TensorShape out) : Layer(in, out) {}
-  void Infer(const float* in, int rows, float* out, const float*) const override {
+  void Infer(const float* in, int rows, float* out,
+             const float*) const override {
     GlobalAvgPoolForward(in, rows, this->in().channels, Spatial(), out);
   }
   void Forward(const float* in, int n, float* out, const RunContext&) override {
@@ -520,7 +561,8 @@ class GlobalAvgPoolLayer : public Layer {
   }
   void Backward(const float*, const float*, float* dout, int n, float* din,
                 const RunContext&) override {
-    if (din != nullptr) GlobalAvgPoolBackward(dout, n, in().channels, Spatial(), din);
+    if (din != nullptr)
+      GlobalAvgPoolBackward(dout, n, in().channels, Spatial(), din);
   }
 
  private:
@@ -532,7 +574,9 @@ class LinearLayer : public Layer {
  public:
   LinearLayer(const LayerSpec& spec, bool relu, TensorShape in, TensorShape out,
               const AddParameterFn& add)
-      : Layer(in, out), relu_(relu), in_features_(static_cast<int>(in.size())),
+      : Layer(in, out),
+        relu_(relu),
+        in_features_(static_cast<int>(in.size())),
         out_features_(spec.channels) {
     weight_ = add(spec.name + ".weight", {out_features_, in_features_}, true);
     if (spec.bias) bias_ = add(spec.name + ".bias", {out_features_}, true);
@@ -546,24 +590,29 @@ class LinearLayer : public Layer {
       HeNormal(weight_, in_features_, rng);
     }
   }
-  void Infer(const float* in, int rows, float* out, const float*) const override {
-    LinearForward(in, rows, in_features_, out_features_, weight_->value.data(), Bias(), out,
-                  1, relu_);
+  void Infer(const float* in, int rows, float* out,
+             const float*) const override {
+    LinearForward(in, rows, in_features_, out_features_, weight_->value.data(),
+                  Bias(), out, 1, relu_);
   }
-  void Forward(const float* in, int n, float* out, const RunContext& ctx) override {
-    LinearForward(in, n, in_features_, out_features_, weight_->value.data(), Bias(), out,
-                  ctx.threads, relu_);
+  void Forward(const float* in, int n, float* out,
+               const RunContext& ctx) override {
+    LinearForward(in, n, in_features_, out_features_, weight_->value.data(),
+                  Bias(), out, ctx.threads, relu_);
   }
-  void Backward(const float* in, const float* out, float* dout, int n, float* din,
-                const RunContext& ctx) override {
+  void Backward(const float* in, const float* out, float* dout, int n,
+                float* din, const RunContext& ctx) override {
     if (relu_) ReluBackward(out, dout, int64_t{n} * out_features_, dout);
-    LinearBackward(in, dout, n, in_features_, out_features_, weight_->value.data(),
-                   weight_->grad.data(), bias_ != nullptr ? bias_->grad.data() : nullptr, din,
+    LinearBackward(in, dout, n, in_features_, out_features_,
+                   weight_->value.data(), weight_->grad.data(),
+                   bias_ != nullptr ? bias_->grad.data() : nullptr, din,
                    ctx.threads);
   }
 
  private:
-  const float* Bias() const { return bias_ != nullptr ? bias_->value.data() : nullptr; }
+  const float* Bias() const {
+    return bias_ != nullptr ? bias_->value.data() : nullptr;
+  }
   bool relu_;
   int in_features_, out_features_;
   Parameter* weight_ = nullptr;
@@ -572,12 +621,15 @@ class LinearLayer : public Layer {
 
 class DropoutLayer : public Layer {
  public:
-  DropoutLayer(const LayerSpec& spec, TensorShape in) : Layer(in, in), rate_(spec.rate) {}
+  DropoutLayer(const LayerSpec& spec, TensorShape in)
+      : Layer(in, in), rate_(spec.rate) {}
   bool IdentityAtInference() const override { return true; }
-  void Infer(const float* in, int rows, float* out, const float*) const override {
+  void Infer(const float* in, int rows, float* out,
+             const float*) const override {
     Copy(in, rows * this->in().size(), out);
   }
-  void Forward(const float* in, int n, float* out, const RunContext& ctx) override {
+  void Forward(const float* in, int n, float* out,
+               const RunContext& ctx) override {
     const int64_t count = n * this->in().size();
     masked_ = ctx.training && rate_ > 0.0f;
     if (masked_) {
@@ -606,17 +658,21 @@ class DropoutLayer : public Layer {
 class L2NormalizeLayer : public Layer {
  public:
   explicit L2NormalizeLayer(TensorShape in) : Layer(in, in) {}
-  void Infer(const float* in, int rows, float* out, const float*) const override {
-    L2NormalizeForward(in, rows, static_cast<int>(this->in().size()), out, nullptr);
+  void Infer(const float* in, int rows, float* out,
+             const float*) const override {
+    L2NormalizeForward(in, rows, static_cast<int>(this->in().size()), out,
+                       nullptr);
   }
   void Forward(const float* in, int n, float* out, const RunContext&) override {
     norms_.resize(n);
-    L2NormalizeForward(in, n, static_cast<int>(this->in().size()), out, norms_.data());
+    L2NormalizeForward(in, n, static_cast<int>(this->in().size()), out,
+                       norms_.data());
   }
   void Backward(const float*, const float* out, float* dout, int n, float* din,
                 const RunContext&) override {
     if (din == nullptr) return;
-    L2NormalizeBackward(out, norms_.data(), dout, n, static_cast<int>(in().size()), din);
+    L2NormalizeBackward(out, norms_.data(), dout, n,
+                        static_cast<int>(in().size()), din);
   }
 
  private:
@@ -633,7 +689,8 @@ class ResidualBlock : public Layer {
       : Layer(in, out) {
     const TensorShape mid{spec.channels, out.height, out.width};
     ConvUnitParts a;
-    a.conv = ConvSpec(spec.name + ".conv1", spec.channels, 3, spec.stride, 1, false);
+    a.conv =
+        ConvSpec(spec.name + ".conv1", spec.channels, 3, spec.stride, 1, false);
     a.bn_name = spec.name + ".bn1";
     a.relu = true;
     a_ = std::make_unique<ConvUnit>(a, in, mid, add);
@@ -643,7 +700,8 @@ class ResidualBlock : public Layer {
     b_ = std::make_unique<ConvUnit>(b, mid, out, add);
     if (spec.projection) {
       ConvUnitParts s;
-      s.conv = ConvSpec(spec.name + ".proj", spec.channels, 1, spec.stride, 0, false);
+      s.conv = ConvSpec(spec.name + ".proj", spec.channels, 1, spec.stride, 0,
+                        false);
       s.bn_name = spec.name + ".proj_bn";
       shortcut_ = std::make_unique<ConvUnit>(s, in, out, add);
     }
@@ -656,17 +714,20 @@ class ResidualBlock : public Layer {
     if (shortcut_ != nullptr) shortcut_->Init(rng, last);
   }
   size_t InferenceStateSize() const override {
-    return a_->InferenceStateSize() + b_->InferenceStateSize() + ShortcutStateSize();
+    return a_->InferenceStateSize() + b_->InferenceStateSize() +
+           ShortcutStateSize();
   }
   void PrepareInference(float* state) const override {
     a_->PrepareInference(state);
     b_->PrepareInference(state + a_->InferenceStateSize());
     if (shortcut_ != nullptr) {
-      shortcut_->PrepareInference(state + a_->InferenceStateSize() + b_->InferenceStateSize());
+      shortcut_->PrepareInference(state + a_->InferenceStateSize() +
+                                  b_->InferenceStateSize());
     }
   }
 
-  void Infer(const float* in, int rows, float* out, const float* state) const override {
+  void Infer(const float* in, int rows, float* out,
+             const float* state) const override {
     const float* state_b = state + a_->InferenceStateSize();
     const float* state_s = state_b + b_->InferenceStateSize();
     const int64_t in_size = this->in().size(), out_size = this->out().size();
@@ -682,11 +743,13 @@ class ResidualBlock : public Layer {
         shortcut_->Infer(x, 1, s, state_s);
         skip = s;
       }
-      for (int64_t j = 0; j < out_size; ++j) y[j] = std::max(0.0f, y[j] + skip[j]);
+      for (int64_t j = 0; j < out_size; ++j)
+        y[j] = std::max(0.0f, y[j] + skip[j]);
     }
   }
 
-  void Forward(const float* in, int n, float* out, const RunContext& ctx) override {
+  void Forward(const float* in, int n, float* out,
+               const RunContext& ctx) override {
     const int64_t out_size = this->out().size();
     mid_.resize(size_t(n) * a_->out().size());
     a_->Forward(in, n, mid_.data(), ctx);
@@ -697,14 +760,16 @@ class ResidualBlock : public Layer {
       shortcut_->Forward(in, n, skip_.data(), ctx);
       skip = skip_.data();
     }
-    ParallelChunks(n * out_size, ctx.threads, [&](int64_t begin, int64_t end, int) {
-      for (int64_t j = begin; j < end; ++j) out[j] = std::max(0.0f, out[j] + skip[j]);
-    });
+    ParallelChunks(n * out_size, ctx.threads,
+                   [&](int64_t begin, int64_t end, int) {
+                     for (int64_t j = begin; j < end; ++j)
+                       out[j] = std::max(0.0f, out[j] + skip[j]);
+                   });
   }
 
   // The dense ConvUnit backward only reads dout and ignores `out`.
-  void Backward(const float* in, const float* out, float* dout, int n, float* din,
-                const RunContext& ctx) override {
+  void Backward(const float* in, const float* out, float* dout, int n,
+                float* din, const RunContext& ctx) override {
     const int64_t count = n * this->out().size();
     ReluBackward(out, dout, count, dout);
     dmid_.resize(size_t(n) * a_->out().size());
@@ -713,7 +778,8 @@ class ResidualBlock : public Layer {
     const int64_t in_count = n * this->in().size();
     if (shortcut_ != nullptr) {
       if (din != nullptr) dskip_.resize(in_count);
-      shortcut_->Backward(in, nullptr, dout, n, din != nullptr ? dskip_.data() : nullptr, ctx);
+      shortcut_->Backward(in, nullptr, dout, n,
+                          din != nullptr ? dskip_.data() : nullptr, ctx);
       if (din != nullptr) {
         for (int64_t j = 0; j < in_count; ++j) din[j] += dskip_[j];
       }
@@ -736,9 +802,9 @@ bool Is(const std::vector<LayerSpec>& specs, size_t i, LayerKind kind) {
 
 }  // namespace
 
-std::vector<std::unique_ptr<Layer>> BuildLayers(const std::vector<LayerSpec>& specs,
-                                                TensorShape input,
-                                                const AddParameterFn& add) {
+std::vector<std::unique_ptr<Layer>> BuildLayers(
+    const std::vector<LayerSpec>& specs, TensorShape input,
+    const AddParameterFn& add) {
   std::vector<std::unique_ptr<Layer>> layers;
   TensorShape shape = input;
   auto next_shape = [&](const LayerSpec& spec) {
@@ -753,7 +819,8 @@ std::vector<std::unique_ptr<Layer>> BuildLayers(const std::vector<LayerSpec>& sp
         ConvUnitParts parts;
         parts.conv = spec;
         next_shape(spec);
-        if (Is(specs, i + 1, LayerKind::kBatchNorm)) parts.bn_name = specs[++i].name;
+        if (Is(specs, i + 1, LayerKind::kBatchNorm))
+          parts.bn_name = specs[++i].name;
         if (Is(specs, i + 1, LayerKind::kRelu)) parts.relu = (++i, true);
         if (Is(specs, i + 1, LayerKind::kMaxPool)) {
           const LayerSpec& pool = specs[++i];
@@ -769,7 +836,8 @@ std::vector<std::unique_ptr<Layer>> BuildLayers(const std::vector<LayerSpec>& sp
         next_shape(spec);
         const bool relu = Is(specs, i + 1, LayerKind::kRelu);
         if (relu) ++i;
-        layers.push_back(std::make_unique<LinearLayer>(spec, relu, in, shape, add));
+        layers.push_back(
+            std::make_unique<LinearLayer>(spec, relu, in, shape, add));
         break;
       }
       case LayerKind::kBatchNorm:
@@ -779,16 +847,20 @@ std::vector<std::unique_ptr<Layer>> BuildLayers(const std::vector<LayerSpec>& sp
         layers.push_back(std::make_unique<ReluLayer>(in));
         break;
       case LayerKind::kMaxPool:
-        layers.push_back(std::make_unique<MaxPoolLayer>(spec, in, next_shape(spec)));
+        layers.push_back(
+            std::make_unique<MaxPoolLayer>(spec, in, next_shape(spec)));
         break;
       case LayerKind::kAvgPool:
-        layers.push_back(std::make_unique<AvgPoolLayer>(spec, in, next_shape(spec)));
+        layers.push_back(
+            std::make_unique<AvgPoolLayer>(spec, in, next_shape(spec)));
         break;
       case LayerKind::kResidual:
-        layers.push_back(std::make_unique<ResidualBlock>(spec, in, next_shape(spec), add));
+        layers.push_back(
+            std::make_unique<ResidualBlock>(spec, in, next_shape(spec), add));
         break;
       case LayerKind::kGlobalAvgPool:
-        layers.push_back(std::make_unique<GlobalAvgPoolLayer>(in, next_shape(spec)));
+        layers.push_back(
+            std::make_unique<GlobalAvgPoolLayer>(in, next_shape(spec)));
         break;
       case LayerKind::kDropout:
         layers.push_back(std::make_unique<DropoutLayer>(spec, in));

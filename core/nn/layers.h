@@ -39,9 +39,17 @@ namespace nn {
 
 // nn::ThreadScratch slots. conv2d.cc's batch helpers use 0-1 inside a call.
 enum ScratchSlot {
-  kSlotCol = 0, kSlotConvOut = 1, kSlotPing = 2, kSlotPong = 3, kSlotDcol = 4,
-  kSlotChunkA = 5, kSlotChunkB = 6, kSlotGrad = 7, kSlotInferState = 8,
-  kSlotResidualA = 9, kSlotResidualShortcut = 10,
+  kSlotCol = 0,
+  kSlotConvOut = 1,
+  kSlotPing = 2,
+  kSlotPong = 3,
+  kSlotDcol = 4,
+  kSlotChunkA = 5,
+  kSlotChunkB = 6,
+  kSlotGrad = 7,
+  kSlotInferState = 8,
+  kSlotResidualA = 9,
+  kSlotResidualShortcut = 10,
 };
 
 struct RunContext {
@@ -65,10 +73,12 @@ class Layer {
   virtual bool IdentityAtInference() const { return false; }
   virtual size_t InferenceStateSize() const { return 0; }
   virtual void PrepareInference(float* /*state*/) const {}
-  virtual void Infer(const float* in, int rows, float* out, const float* state) const = 0;
-  virtual void Forward(const float* in, int n, float* out, const RunContext& ctx) = 0;
-  virtual void Backward(const float* in, const float* out, float* dout, int n, float* din,
-                        const RunContext& ctx) = 0;
+  virtual void Infer(const float* in, int rows, float* out,
+                     const float* state) const = 0;
+  virtual void Forward(const float* in, int n, float* out,
+                       const RunContext& ctx) = 0;
+  virtual void Backward(const float* in, const float* out, float* dout, int n,
+                        float* din, const RunContext& ctx) = 0;
   // Random initial weights, drawn in layer order: He normal for layers
   // followed by ReLU, Xavier uniform when `last` (the final weight layer).
   virtual void Init(Rng* /*rng*/, bool /*last*/) {}
@@ -79,13 +89,13 @@ class Layer {
 };
 
 // Creates a parameter owned by the encoder (stable address), zero-filled.
-using AddParameterFn =
-    std::function<Parameter*(std::string name, std::vector<int> shape, bool trainable)>;
+using AddParameterFn = std::function<Parameter*(
+    std::string name, std::vector<int> shape, bool trainable)>;
 
 // Runnable layers for a list whose shapes LayerOutputShape accepted.
-std::vector<std::unique_ptr<Layer>> BuildLayers(const std::vector<LayerSpec>& specs,
-                                                TensorShape input,
-                                                const AddParameterFn& add);
+std::vector<std::unique_ptr<Layer>> BuildLayers(
+    const std::vector<LayerSpec>& specs, TensorShape input,
+    const AddParameterFn& add);
 
 }  // namespace nn
 }  // namespace embedsearch

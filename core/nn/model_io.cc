@@ -80,7 +80,8 @@ std::string VersionOf(const EncoderConfig& c,
   for (const LayerSpec& l : c.layers) {  // none in format 1: its ids stay
     h.Int(static_cast<int>(l.kind));
     h.Bytes(l.name.data(), l.name.size());
-    for (int v : {l.channels, l.kernel, l.stride, l.padding, int{l.bias}, int{l.projection}}) {
+    for (int v : {l.channels, l.kernel, l.stride, l.padding, int{l.bias},
+                  int{l.projection}}) {
       h.Int(v);
     }
     h.Float(l.rate);
@@ -165,7 +166,6 @@ EncoderConfig EncoderConfigFromProto(const v1::EncoderConfigProto& p) {
   return c;
 }
 
-
 std::string Encoder::model_version() const { return VersionOf(impl_->config, impl_->params); }
 
 std::string Encoder::ToBytes() const {
@@ -205,16 +205,17 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::FromBytes(absl::string_view by
   }
   if (model.format_version() != kLegacyFormatVersion &&
       model.format_version() != kLayerListFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "model format_version ", model.format_version(),
-        " is not supported; this build reads format_version ", kLegacyFormatVersion,
-        " and ", kLayerListFormatVersion));
+    return absl::FailedPreconditionError(
+        absl::StrCat("model format_version ", model.format_version(),
+                     " is not supported; this build reads format_version ",
+                     kLegacyFormatVersion, " and ", kLayerListFormatVersion));
   }
   const EncoderConfig config = EncoderConfigFromProto(model.config());
   if (FormatOf(config) != model.format_version()) {
     return absl::DataLossError(absl::StrCat(
         "model format_version ", model.format_version(), " with ",
-        config.layers.size(), " layers in its config (format 1 has none, format 2 needs them)"));
+        config.layers.size(),
+        " layers in its config (format 1 has none, format 2 needs them)"));
   }
   if (absl::Status s = ValidateEncoderConfig(config); !s.ok()) {
     return absl::DataLossError(absl::StrCat("invalid config in model: ", s.message()));

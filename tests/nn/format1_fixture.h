@@ -49,7 +49,8 @@ inline std::vector<FixtureModel> FixtureModels() {
 
 // Deterministic inputs in about [-2, 2] (a fixed integer hash, no RNG
 // whose stream could change).
-inline std::vector<float> FixtureInputs(int64_t input_size, int n, uint32_t salt) {
+inline std::vector<float> FixtureInputs(int64_t input_size, int n,
+                                        uint32_t salt) {
   std::vector<float> x(size_t(n) * input_size);
   for (size_t i = 0; i < x.size(); ++i) {
     uint32_t h = static_cast<uint32_t>(i) * 2654435761u + salt * 40503u;

@@ -17,7 +17,8 @@ namespace {
 
 using ::testing::HasSubstr;
 
-EncoderConfig ListConfig(std::vector<LayerSpec> layers, int channels = 2, int size = 8) {
+EncoderConfig ListConfig(std::vector<LayerSpec> layers, int channels = 2,
+                         int size = 8) {
   EncoderConfig c;
   c.input_height = size;
   c.input_width = size;
@@ -34,8 +35,8 @@ std::vector<float> RandomVector(size_t n, uint64_t seed) {
 }
 
 // L = sum(out * r) in double, with the same dropout masks every time.
-double Loss(Encoder& e, const std::vector<float>& x, int n, const std::vector<float>& r,
-            bool training) {
+double Loss(Encoder& e, const std::vector<float>& x, int n,
+            const std::vector<float>& r, bool training) {
   std::vector<float> out(n * e.dim());
   e.SeedDropout(9);
   e.Forward(x.data(), n, out.data(), training);
@@ -46,7 +47,8 @@ double Loss(Encoder& e, const std::vector<float>& x, int n, const std::vector<fl
 
 // Central differences of every trainable tensor (a few entries each) against
 // Backward. Running statistics are restored around each evaluation.
-void CheckGradients(const EncoderConfig& config, bool training, const std::string& what) {
+void CheckGradients(const EncoderConfig& config, bool training,
+                    const std::string& what) {
   auto created = Encoder::Create(config, 7);
   ASSERT_TRUE(created.ok()) << what << ": " << created.status();
   Encoder& e = **created;
@@ -111,26 +113,30 @@ std::vector<NamedList> GradientLists() {
        {ConvSpec("c", 3, 3, 2, 1, true), LinearSpec("fc", 4)}},
       {"conv k5 p2 + batch norm + relu (fused, no pool)",
        {ConvSpec("c", 3, 5, 1, 2, false), BatchNormSpec("bn"), ReluSpec(),
-        ConvSpec("c2", 2, 1, 1, 0, true), LinearSpec("fc", 4), L2NormalizeSpec()}},
+        ConvSpec("c2", 2, 1, 1, 0, true), LinearSpec("fc", 4),
+        L2NormalizeSpec()}},
       {"conv + relu + max-pool (sparse backward) twice",
-       {ConvSpec("c0", 3), ReluSpec(), MaxPoolSpec(), ConvSpec("c1", 4), ReluSpec(),
-        MaxPoolSpec(), LinearSpec("fc", 4)}},
+       {ConvSpec("c0", 3), ReluSpec(), MaxPoolSpec(), ConvSpec("c1", 4),
+        ReluSpec(), MaxPoolSpec(), LinearSpec("fc", 4)}},
       {"conv + batch norm + relu + max-pool 3/2",
        {ConvSpec("c0", 3), BatchNormSpec("bn0"), ReluSpec(), MaxPoolSpec(3, 2),
         ConvSpec("c1", 3), LinearSpec("fc", 4)}},
       {"average pool and a stand-alone max pool",
-       {ConvSpec("c", 3), AvgPoolSpec(2, 1), MaxPoolSpec(3, 2), LinearSpec("fc", 4)}},
+       {ConvSpec("c", 3), AvgPoolSpec(2, 1), MaxPoolSpec(3, 2),
+        LinearSpec("fc", 4)}},
       {"stand-alone batch norm (1d) and relu",
-       {LinearSpec("fc0", 6), BatchNormSpec("bn"), ReluSpec(), LinearSpec("fc1", 4),
-        L2NormalizeSpec()}},
+       {LinearSpec("fc0", 6), BatchNormSpec("bn"), ReluSpec(),
+        LinearSpec("fc1", 4), L2NormalizeSpec()}},
       {"residual block, identity shortcut",
-       {ConvSpec("c", 3), ResidualSpec("res", 3), GlobalAvgPoolSpec(), LinearSpec("fc", 4)}},
+       {ConvSpec("c", 3), ResidualSpec("res", 3), GlobalAvgPoolSpec(),
+        LinearSpec("fc", 4)}},
       {"residual block, projection with stride 2",
-       {ConvSpec("c", 3), ResidualSpec("res", 5, 2, true), ResidualSpec("res2", 5),
-        GlobalAvgPoolSpec(), LinearSpec("fc", 4)}},
+       {ConvSpec("c", 3), ResidualSpec("res", 5, 2, true),
+        ResidualSpec("res2", 5), GlobalAvgPoolSpec(), LinearSpec("fc", 4)}},
       {"global average pool then linear + dropout",
-       {ConvSpec("c", 4), ReluSpec(), GlobalAvgPoolSpec(), LinearSpec("fc0", 6), ReluSpec(),
-        DropoutSpec(0.3f), LinearSpec("fc1", 4), L2NormalizeSpec()}},
+       {ConvSpec("c", 4), ReluSpec(), GlobalAvgPoolSpec(), LinearSpec("fc0", 6),
+        ReluSpec(), DropoutSpec(0.3f), LinearSpec("fc1", 4),
+        L2NormalizeSpec()}},
   };
 }
 
@@ -177,28 +183,35 @@ TEST(LayerList, EncodeMatchesEvalForwardForEveryList) {
 }
 
 TEST(LayerList, EmbeddingDimIsTheListOutput) {
-  auto e = Encoder::Create(ListConfig({ConvSpec("c", 6), GlobalAvgPoolSpec()}), 1).value();
+  auto e =
+      Encoder::Create(ListConfig({ConvSpec("c", 6), GlobalAvgPoolSpec()}), 1)
+          .value();
   EXPECT_EQ(e->dim(), 6);
   EXPECT_EQ(e->config().embedding_dim, 6);
-  auto f = Encoder::Create(ListConfig({ResidualSpec("r", 4, 2, true), LinearSpec("fc", 9)}), 1)
-               .value();
+  auto f =
+      Encoder::Create(
+          ListConfig({ResidualSpec("r", 4, 2, true), LinearSpec("fc", 9)}), 1)
+          .value();
   EXPECT_EQ(f->dim(), 9);
 }
 
 TEST(LayerList, ResidualParametersAreNamedPerBranch) {
-  auto e = Encoder::Create(ListConfig({ResidualSpec("res", 4, 2, true), GlobalAvgPoolSpec()}), 1)
-               .value();
+  auto e =
+      Encoder::Create(
+          ListConfig({ResidualSpec("res", 4, 2, true), GlobalAvgPoolSpec()}), 1)
+          .value();
   std::vector<std::string> names;
   for (const Parameter* p : static_cast<const Encoder&>(*e).parameters()) {
     names.push_back(p->name);
   }
-  EXPECT_THAT(names, ::testing::ElementsAre(
-                         "res.conv1.weight", "res.bn1.weight", "res.bn1.bias",
-                         "res.bn1.running_mean", "res.bn1.running_var", "res.conv2.weight",
-                         "res.bn2.weight", "res.bn2.bias", "res.bn2.running_mean",
-                         "res.bn2.running_var", "res.proj.weight", "res.proj_bn.weight",
-                         "res.proj_bn.bias", "res.proj_bn.running_mean",
-                         "res.proj_bn.running_var"));
+  EXPECT_THAT(names,
+              ::testing::ElementsAre(
+                  "res.conv1.weight", "res.bn1.weight", "res.bn1.bias",
+                  "res.bn1.running_mean", "res.bn1.running_var",
+                  "res.conv2.weight", "res.bn2.weight", "res.bn2.bias",
+                  "res.bn2.running_mean", "res.bn2.running_var",
+                  "res.proj.weight", "res.proj_bn.weight", "res.proj_bn.bias",
+                  "res.proj_bn.running_mean", "res.proj_bn.running_var"));
 }
 
 TEST(LayerList, SavesAsFormat2AndLoadsBitIdentically) {
@@ -253,9 +266,11 @@ TEST(LayerList, ListsThatDoNotFitAreRefusedNamingTheLayer) {
   };
   const std::vector<Case> cases = {
       {{MaxPoolSpec(), MaxPoolSpec(), MaxPoolSpec(), MaxPoolSpec()},
-       "layer 3 (max_pool: 2x2 window on 1x1 input would give an output below 1x1)"},
+       "layer 3 (max_pool: 2x2 window on 1x1 input would give an output below "
+       "1x1)"},
       {{ConvSpec("c", 4), ResidualSpec("res", 8)},
-       "layer 1 (residual res: identity shortcut needs input width 4 == block width 8"},
+       "layer 1 (residual res: identity shortcut needs input width 4 == block "
+       "width 8"},
       {{ConvSpec("c", 0)}, "conv c: channels 0 must be within"},
       {{ConvSpec("c", 4), LinearSpec("c", 3)}, "name c is used twice"},
       {{LinearSpec("", 3)}, "linear: needs a name"},
@@ -264,7 +279,8 @@ TEST(LayerList, ListsThatDoNotFitAreRefusedNamingTheLayer) {
   };
   for (const Case& c : cases) {
     auto e = Encoder::Create(ListConfig(c.layers), 1);
-    EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument) << c.message;
+    EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument)
+        << c.message;
     EXPECT_THAT(e.status().message(), HasSubstr(c.message));
   }
 }
@@ -278,14 +294,18 @@ TEST(LayerList, ArchitectureDifferenceNamesTheFirstDifference) {
   EXPECT_EQ(ArchitectureDifference(legacy, spelled), "");
   EncoderConfig wider = legacy;
   wider.conv_channels = {32, 48};
-  EXPECT_THAT(ArchitectureDifference(legacy, wider),
-              HasSubstr("layer 3: stored conv1: conv 64 k3 s1 p1 bias, now conv1: conv 48"));
+  EXPECT_THAT(
+      ArchitectureDifference(legacy, wider),
+      HasSubstr(
+          "layer 3: stored conv1: conv 64 k3 s1 p1 bias, now conv1: conv 48"));
   EncoderConfig colour = legacy;
   colour.input_channels = 3;
-  EXPECT_EQ(ArchitectureDifference(legacy, colour), "input: stored 28x28x1, now 28x28x3");
+  EXPECT_EQ(ArchitectureDifference(legacy, colour),
+            "input: stored 28x28x1, now 28x28x3");
   EncoderConfig shorter = spelled;
   shorter.layers.pop_back();
-  EXPECT_THAT(ArchitectureDifference(spelled, shorter), HasSubstr("now (none)"));
+  EXPECT_THAT(ArchitectureDifference(spelled, shorter),
+              HasSubstr("now (none)"));
 }
 
 TEST(LayerList, ConfigProtoRoundTripKeepsTheList) {

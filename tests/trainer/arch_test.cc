@@ -20,7 +20,8 @@ using ::testing::HasSubstr;
 TrainerOptions SmallRun(const std::string& name) {
   TrainerOptions o;
   o.data = EMBEDSEARCH_FASHION_MNIST_DIR;
-  o.work_dir = absl::StrCat(::testing::TempDir(), "/trainer_arch_", name, "_", ::getpid());
+  o.work_dir = absl::StrCat(::testing::TempDir(), "/trainer_arch_", name, "_",
+                            ::getpid());
   std::system(absl::StrCat("rm -rf '", o.work_dir, "'").c_str());
   o.out = "";
   o.train_limit = 600;
@@ -37,7 +38,8 @@ TrainerOptions SmallRun(const std::string& name) {
 }
 
 std::string CheckpointModel(const std::string& work_dir) {
-  absl::StatusOr<Checkpoint> ckpt = Checkpoint::Load(work_dir + "/checkpoint.bin");
+  absl::StatusOr<Checkpoint> ckpt =
+      Checkpoint::Load(work_dir + "/checkpoint.bin");
   EXPECT_TRUE(ckpt.ok()) << ckpt.status();
   return ckpt.ok() ? std::string(*ckpt->Get("model")) : "";
 }
@@ -81,12 +83,16 @@ TEST(TrainerArch, BadSpecOrInputIsRefusedNamingIt) {
   o.arch = "c8,r16i";
   s = Train(o).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), HasSubstr("identity shortcut needs input width 8 == block width 16"));
+  EXPECT_THAT(
+      s.message(),
+      HasSubstr("identity shortcut needs input width 8 == block width 16"));
   o.arch = "fmnist-small";
   o.input = "64x64x3";
   s = Train(o).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(s.message(), HasSubstr("--input 64x64x3 does not match the training data's 28x28x1"));
+  EXPECT_THAT(
+      s.message(),
+      HasSubstr("--input 64x64x3 does not match the training data's 28x28x1"));
   o.input = "28x28";
   s = Train(o).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
