@@ -1,30 +1,37 @@
-// Times the reference encoder (conv 1->32, pool, conv 32->64, pool,
-// linear 3136->128, ReLU, linear 128->64, L2 norm) on random 28x28 inputs:
+// Times an encoder on random inputs. --model=reference (default): conv
+// 1->32, pool, conv 32->64, pool, linear 3136->128, ReLU, linear 128->64, L2
+// norm on 28x28x1 (the trainer's fmnist-small); --model=colour-small: the
+// colour preset c32,p,c64,p,r128,p,gap,fc64 on 64x64x3 (conv + BN + ReLU,
+// a residual block with a projection shortcut, global average pooling).
 //   encode_b1     Encode of one image (latency)
 //   encode_b256   Encode of 256 images (throughput)
-//   train_sgd_b128 / train_adam_b128  ZeroGrad + Forward + Backward of
-//                 L = sum(y^2) + optimizer step, batch 128
+//   train_sgd_b<B> / train_adam_b<B>  ZeroGrad + Forward + Backward of
+//                 L = sum(y^2) + optimizer step, batch --train_batch (128)
 // Prints one JSON object per line: {"name", "threads", "ms" (median),
-// "ms_mean", "items_per_s", "cpu_ms" (process CPU time per rep), "reps"}. Median over repetitions because the
-// machine is shared.
+// "ms_mean", "items_per_s", "cpu_ms" (process CPU time per rep), "reps"}.
+// Median over repetitions because the machine is shared.
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "core/nn/arch_spec.h"
 #include "core/nn/encoder.h"
 #include "core/nn/optimizer.h"
 #include "core/nn/random.h"
 
 ABSL_FLAG(int, threads, 1, "OpenMP threads for encoding and training");
 ABSL_FLAG(double, seconds, 2.0, "minimum measuring time per case");
-ABSL_FLAG(std::string, cases, "encode_b1,encode_b256,train_sgd_b128,train_adam_b128",
+ABSL_FLAG(std::string, cases, "encode_b1,encode_b256,train_sgd,train_adam",
           "comma-separated cases to run");
+ABSL_FLAG(std::string, model, "reference", "reference | colour-small");
+ABSL_FLAG(int, train_batch, 128, "batch size of the training cases");
+ABSL_FLAG(int, min_reps, 5, "minimum timed repetitions per case");
 
 namespace embedsearch {
 namespace {
@@ -38,8 +45,9 @@ void Measure(const std::string& name, int threads, int items, double seconds,
   timespec c0, c1;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
   const auto start = Clock::now();
-  while (ms.size() < 5 ||
-         std::chrono::duration<double>(Clock::now() - start).count() < seconds) {
+  while (ms.size() < static_cast<size_t>(absl::GetFlag(FLAGS_min_reps)) ||
+         std::chrono::duration<double>(Clock::now() - start).count() <
+             seconds) {
     const auto t0 = Clock::now();
     fn();
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
@@ -65,12 +73,26 @@ int Main() {
   const std::string cases = "," + absl::GetFlag(FLAGS_cases) + ",";
   auto want = [&](const char* c) { return cases.find(std::string(",") + c + ",") != std::string::npos; };
 
-  auto encoder = Encoder::Create(EncoderConfig(), 1).value();
+  EncoderConfig config;
+  const std::string model = absl::GetFlag(FLAGS_model);
+  if (model == "colour-small") {
+    config.input_height = config.input_width = 64;
+    config.input_channels = 3;
+    if (absl::Status s = ApplyArch(model, &config); !s.ok()) {
+      std::fprintf(stderr, "%s\n", s.ToString().c_str());
+      return 1;
+    }
+  } else if (model != "reference") {
+    std::fprintf(stderr, "unknown --model %s\n", model.c_str());
+    return 2;
+  }
+  auto encoder = Encoder::Create(config, 1).value();
+  const int batch = absl::GetFlag(FLAGS_train_batch);
   encoder->set_threads(threads);
   nn::Rng rng(7);
-  std::vector<float> x(256 * encoder->input_size());
+  std::vector<float> x(std::max(256, batch) * encoder->input_size());
   for (float& v : x) v = rng.Normal();
-  std::vector<float> y(256 * encoder->dim());
+  std::vector<float> y(std::max(256, batch) * encoder->dim());
 
   if (want("encode_b1")) {
     Measure("encode_b1", threads, 1, seconds,
@@ -81,17 +103,19 @@ int Main() {
             [&] { encoder->Encode(x.data(), 256, y.data(), threads); });
   }
   for (const char* kind : {"sgd", "adam"}) {
-    const std::string name = std::string("train_") + kind + "_b128";
-    if (!want(name.c_str())) continue;
+    if (!want((std::string("train_") + kind).c_str())) continue;
+    const std::string name =
+        std::string("train_") + kind + "_b" + std::to_string(batch);
     std::unique_ptr<Optimizer> opt =
         std::string(kind) == "sgd" ? MakeSgd(encoder->parameters())
                                    : MakeAdam(encoder->parameters());
     opt->set_threads(threads);
-    std::vector<float> grad(128 * encoder->dim());
-    Measure(name, threads, 128, seconds, [&] {
+    std::vector<float> grad(batch * encoder->dim());
+    Measure(name, threads, batch, seconds, [&] {
       opt->ZeroGrad();
-      encoder->Forward(x.data(), 128, y.data(), /*training=*/true);
-      for (size_t i = 0; i < grad.size(); ++i) grad[i] = 2.0f * y[i];  // d sum(y^2)
+      encoder->Forward(x.data(), batch, y.data(), /*training=*/true);
+      for (size_t i = 0; i < grad.size(); ++i)
+        grad[i] = 2.0f * y[i];  // d sum(y^2)
       encoder->Backward(grad.data());
       opt->Step(1e-3f);
     });

@@ -65,6 +65,15 @@ ABSL_FLAG(int, hidden, kDefaults.hidden, "Hidden units of the fully connected la
 ABSL_FLAG(std::string, conv, absl::StrJoin(kDefaults.conv_channels, ","),
           "Conv widths, comma-separated; each conv is followed by a 2x2 max-pool");
 ABSL_FLAG(double, dropout, kDefaults.dropout, "Dropout after the hidden layer (0: off)");
+ABSL_FLAG(
+    std::string, arch, kDefaults.arch,
+    "Encoder: preset fmnist-small (the --conv/--hidden/--batch_norm/--dropout "
+    "network; "
+    "the default for gray input) or colour-small (the default for RGB input), "
+    "or a spec like c32x2,p,c64x2,p,gap,fc128 or c32,r64s2x2,gap,fc64 "
+    "(core/nn/arch_spec.h)");
+ABSL_FLAG(std::string, input, kDefaults.input,
+          "Model input HxWxC, e.g. 64x64x3 (default: the data's shape)");
 ABSL_FLAG(int, classes_per_batch, kDefaults.classes_per_batch, "P of PK batches");
 ABSL_FLAG(int, images_per_class, kDefaults.images_per_class, "K of PK batches");
 ABSL_FLAG(int, epochs, kDefaults.epochs, "Epochs");
@@ -168,6 +177,8 @@ int main(int argc, char** argv) {
     o.conv_channels.push_back(w);
   }
   o.dropout = absl::GetFlag(FLAGS_dropout);
+  o.arch = absl::GetFlag(FLAGS_arch);
+  o.input = absl::GetFlag(FLAGS_input);
   o.classes_per_batch = absl::GetFlag(FLAGS_classes_per_batch);
   o.images_per_class = absl::GetFlag(FLAGS_images_per_class);
   o.epochs = absl::GetFlag(FLAGS_epochs);

@@ -31,6 +31,7 @@
 #include "trainer/class_vectors.h"
 #include "trainer/collapse_detector.h"
 #include "trainer/holdout.h"
+#include "trainer/model_arch.h"
 #include "trainer/plots.h"
 #include "trainer/progress.h"
 
@@ -70,14 +71,20 @@ bool IsFashionMnistDir(const std::string& dir) {
 std::string Fingerprint(const TrainerOptions& o) {
   return absl::StrFormat(
       "data=%s train_limit=%d loss=%s mining=%s margin=%.17g p=%.17g swap=%d "
-      "squared=%d beta=%.17g dim=%d bn=%d hidden=%d conv=%s dropout=%.17g P=%d K=%d optimizer=%s seed=%d "
-      "augment=%d answers=%s class_weight=%.17g",
+      "squared=%d beta=%.17g dim=%d bn=%d hidden=%d conv=%s dropout=%.17g P=%d "
+      "K=%d optimizer=%s seed=%d "
+      "augment=%d answers=%s class_weight=%.17g%s",
       o.data, o.train_limit, EmbeddingLossKindName(o.loss),
-      MiningName(o.mining), EffectiveMargin(o), o.p, o.swap, o.squared_energy, o.beta, o.dim,
-      o.batch_norm, o.hidden, absl::StrJoin(o.conv_channels, ","), o.dropout,
-      o.classes_per_batch, o.images_per_class,
-      OptimizerKindName(o.optimizer), o.seed, o.augment, AnswerSetName(o.answers),
-      o.class_weight) + (o.holdout_classes.empty() ? "" : " holdout=" + o.holdout_classes);
+      MiningName(o.mining), EffectiveMargin(o), o.p, o.swap, o.squared_energy,
+      o.beta, o.dim, o.batch_norm, o.hidden,
+      absl::StrJoin(o.conv_channels, ","), o.dropout, o.classes_per_batch,
+      o.images_per_class, OptimizerKindName(o.optimizer), o.seed, o.augment,
+      AnswerSetName(o.answers), o.class_weight,
+      // Only when set, so checkpoints of runs without them still resume.
+      o.arch.empty() && o.input.empty()
+          ? ""
+          : absl::StrCat(" arch=", o.arch, " input=", o.input)) +
+         (o.holdout_classes.empty() ? "" : " holdout=" + o.holdout_classes);
 }
 
 // The encoder's parameters and, when the run has them (--answers=classes or
@@ -344,6 +351,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   config.conv_channels = o.conv_channels;
   config.dropout = static_cast<float>(o.dropout);
   config.l2_normalize = true;
+  RETURN_IF_ERROR(ApplyArchOptions(o, &config));
   if (!data.gallery_is_train) config.normalization = MeasureNormalization(train);
   ASSIGN_OR_RETURN(std::unique_ptr<Encoder> encoder, Encoder::Create(config, o.seed));
   encoder->set_threads(o.threads);

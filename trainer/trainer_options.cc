@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/nn/arch_spec.h"
 
 namespace embedsearch {
 
@@ -128,6 +129,11 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
     if (w < 1 || w > 1024) return bad("conv", "each width must be in [1, 1024]");
   }
   if (!(o.dropout >= 0 && o.dropout < 1)) return bad("dropout", "must be in [0, 1)");
+  if (!o.input.empty()) {
+    if (absl::Status s = ParseInputShape(o.input).status(); !s.ok()) {
+      return bad("input", std::string(s.message()));
+    }
+  }
   if (o.classes_per_batch < 2) {
     return bad("classes-per-batch", "must be >= 2 (negatives come from other classes)");
   }

@@ -76,6 +76,11 @@ struct TrainerOptions {
   int hidden = 128;         // default 128
   std::vector<int> conv_channels = {32, 64};  // default: two convs, 32 and 64
   double dropout = 0;       // default 0 (off): dropout after the hidden layer
+  // Architecture: a preset or a spec (core/nn/arch_spec.h). fmnist-small is
+  // the layout of the four fields above; others ignore them. Default ""
+  // (auto): colour-small for 3-channel input, else fmnist-small.
+  std::string arch;
+  std::string input;  // model input "HxWxC"; default "": the data's shape
 
   // Batches: P classes x K images.
   int classes_per_batch = 10;  // default P = 10 (all Fashion-MNIST classes)

@@ -1,21 +1,29 @@
-// The image encoder: a small CNN whose output is the search embedding.
+// The image encoder: a CNN whose output is the search embedding, made of a
+// list of layers (core/nn/layer_spec.h).
 //
-// Architecture (from EncoderConfig): for each conv width w:
-//   conv 3x3 (pad 1) -> [batch norm] -> ReLU -> max-pool 2x2,
-// then flatten -> linear(hidden) -> ReLU -> [dropout] -> linear(dim)
-// -> [L2 normalize]. The reference encoder is conv_channels={32,64},
-// hidden=128, dim=64 on 28x28x1 input.
+// Two ways to describe it (EncoderConfig):
+//  - layers empty (the "legacy" layout, model file format_version 1): for
+//    each conv width w: conv 3x3 (pad 1) -> [batch norm] -> ReLU -> max-pool
+//    2x2, then flatten -> linear(hidden) -> ReLU -> [dropout] -> linear(dim)
+//    -> [L2 normalize]. The reference encoder is conv_channels={32,64},
+//    hidden=128, dim=64 on 28x28x1 input (the trainer's fmnist-small).
+//  - layers non-empty (format_version 2): exactly that list, e.g. from an
+//    arch spec (arch_spec.h); conv_channels, batch_norm, hidden, dropout and
+//    l2_normalize are then ignored and embedding_dim is the list's output
+//    size (Create sets it).
 //
 // Thread safety: Encode is const and may be called from many threads at
 // once (per-thread scratch, no shared mutable state); everything non-const
 // (Forward, Backward, ZeroGrad, set_threads, mutation through parameters())
 // needs exclusive access.
 //
-// Parameters (names as in PyTorch's state_dict of the same network):
+// Parameters (names as in PyTorch's state_dict of the same network), legacy:
 //   conv<i>.weight [C_out, C_in, 3, 3], conv<i>.bias [C_out] (no batch norm),
 //   bn<i>.weight, bn<i>.bias, bn<i>.running_mean, bn<i>.running_var [C_out]
 //   (batch norm; running stats have trainable = false),
 //   fc1.weight [hidden, flat], fc1.bias, fc2.weight [dim, hidden], fc2.bias.
+// Layer lists: <layer name>.weight / .bias / .running_mean / .running_var,
+// residual blocks <name>.conv1, .bn1, .conv2, .bn2 [, .proj, .proj_bn].
 #ifndef EMBEDSEARCH_CORE_NN_ENCODER_H_
 #define EMBEDSEARCH_CORE_NN_ENCODER_H_
 
@@ -27,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/data/preprocess.h"
+#include "core/nn/layer_spec.h"
 
 namespace embedsearch {
 
@@ -41,7 +50,21 @@ struct EncoderConfig {
   bool l2_normalize = true;              // default: on (unit-norm embeddings)
   float dropout = 0.0f;                  // default: off
   Normalization normalization;           // applied by the preprocessing
+  // Default empty: the legacy layout above. Otherwise the model's layers.
+  std::vector<LayerSpec> layers;
 };
+
+// The layer list a config describes: `layers`, or the legacy layout spelled
+// out (conv<i>, bn<i>, fc1, fc2 names). Meaningful for a valid config.
+std::vector<LayerSpec> EncoderLayers(const EncoderConfig& config);
+
+// Architecture comparison for checkpoints and --resume: "" when `a` and `b`
+// build the same network (input shape, layer list -- the legacy layout
+// compared as its layer list -- embedding size and input normalization),
+// else one line naming the first difference, e.g.
+// "layer 3: stored conv1: conv 64 k3 s1 p1, now conv1: conv 32 k3 s1 p1".
+std::string ArchitectureDifference(const EncoderConfig& stored,
+                                   const EncoderConfig& now);
 
 // A parameter tensor with its gradient, owned by the encoder.
 struct Parameter {
@@ -60,11 +83,13 @@ class Encoder {
   // InvalidArgument for a config that cannot be built (names the field).
   // Same config and seed give bit-identical weights on every platform.
   //
-  // Model file (ModelProto, binary, format_version 1). Errors: NotFound
-  // (missing file), DataLoss (unparsable bytes, invalid config, missing or
+  // Model file (ModelProto, binary): format_version 1 for the legacy
+  // layout (byte-compatible with older builds), 2 for a layer list
+  // (EncoderConfigProto.layers). Both load. Errors: NotFound (missing
+  // file), DataLoss (unparsable bytes, invalid config, missing or
   // mis-shaped tensor -- named -- or weights not matching the stored
-  // model_version), FailedPrecondition (format_version other than 1; the
-  // message names both versions). Save writes atomically (temp + rename).
+  // model_version), FailedPrecondition (a format_version other than 1 or 2;
+  // the message names the versions). Save writes atomically (temp + rename).
   static absl::StatusOr<std::unique_ptr<Encoder>> Load(const std::string& path);
   static absl::StatusOr<std::unique_ptr<Encoder>> FromBytes(absl::string_view bytes);
   absl::Status Save(const std::string& path) const;

@@ -8,13 +8,20 @@
 #include "absl/strings/str_join.h"
 #include "core/nn/encoder.h"
 #include "core/nn/encoder_impl.h"
+#include "core/nn/model_config.h"
 #include "core/util/file.h"
 #include "embedsearch/v1/bundle.pb.h"
 
 namespace embedsearch {
 namespace {
 
-constexpr uint32_t kModelFormatVersion = 1;
+// 1: the legacy layout (older builds read it); 2: a layer list.
+constexpr uint32_t kLegacyFormatVersion = 1;
+constexpr uint32_t kLayerListFormatVersion = 2;
+
+uint32_t FormatOf(const EncoderConfig& c) {
+  return c.layers.empty() ? kLegacyFormatVersion : kLayerListFormatVersion;
+}
 
 // FNV-1a 64 over 64-bit words (8x fewer multiplies than bytewise on the
 // weights) with a final avalanche so every hex digit of the id mixes.
@@ -57,7 +64,7 @@ class Hasher {
 std::string VersionOf(const EncoderConfig& c,
                       const std::vector<std::unique_ptr<Parameter>>& params) {
   Hasher h;
-  h.Int(kModelFormatVersion);
+  h.Int(FormatOf(c));
   h.Int(c.input_height);
   h.Int(c.input_width);
   h.Int(c.input_channels);
@@ -70,6 +77,15 @@ std::string VersionOf(const EncoderConfig& c,
   h.Float(c.dropout);
   h.Float(c.normalization.mean);
   h.Float(c.normalization.std);
+  for (const LayerSpec& l : c.layers) {  // none in format 1: its ids stay
+    h.Int(static_cast<int>(l.kind));
+    h.Bytes(l.name.data(), l.name.size());
+    for (int v : {l.channels, l.kernel, l.stride, l.padding, int{l.bias},
+                  int{l.projection}}) {
+      h.Int(v);
+    }
+    h.Float(l.rate);
+  }
   for (const auto& p : params) {
     h.Bytes(p->name.data(), p->name.size());
     h.Int(static_cast<int64_t>(p->shape.size()));
@@ -79,7 +95,9 @@ std::string VersionOf(const EncoderConfig& c,
   return absl::StrFormat("enc-%012x", h.Digest() >> 16);
 }
 
-v1::EncoderConfigProto ConfigToProto(const EncoderConfig& c) {
+}  // namespace
+
+v1::EncoderConfigProto EncoderConfigToProto(const EncoderConfig& c) {
   v1::EncoderConfigProto p;
   p.set_input_height(c.input_height);
   p.set_input_width(c.input_width);
@@ -92,10 +110,22 @@ v1::EncoderConfigProto ConfigToProto(const EncoderConfig& c) {
   p.set_dropout(c.dropout);
   p.set_input_mean(c.normalization.mean);
   p.set_input_std(c.normalization.std);
+  for (const LayerSpec& l : c.layers) {
+    v1::LayerProto* out = p.add_layers();
+    out->set_kind(static_cast<v1::LayerProto::Kind>(static_cast<int>(l.kind)));
+    out->set_name(l.name);
+    out->set_channels(l.channels);
+    out->set_kernel(l.kernel);
+    out->set_stride(l.stride);
+    out->set_padding(l.padding);
+    out->set_bias(l.bias);
+    out->set_rate(l.rate);
+    out->set_projection(l.projection);
+  }
   return p;
 }
 
-EncoderConfig ConfigFromProto(const v1::EncoderConfigProto& p) {
+EncoderConfig EncoderConfigFromProto(const v1::EncoderConfigProto& p) {
   // uint32 fields beyond int range become negative and fail validation.
   auto to_int = [](uint32_t v) { return v > 0x7fffffffu ? -1 : static_cast<int>(v); };
   EncoderConfig c;
@@ -111,17 +141,37 @@ EncoderConfig ConfigFromProto(const v1::EncoderConfigProto& p) {
   c.dropout = p.dropout();
   c.normalization.mean = p.input_mean();
   c.normalization.std = p.input_std();
+  for (const v1::LayerProto& in : p.layers()) {
+    LayerSpec l;
+    // An unknown kind (a newer build's) stays out of range and fails
+    // validation as "unknown layer kind".
+    l.kind = static_cast<LayerKind>(static_cast<int>(in.kind()));
+    l.name = in.name();
+    l.channels = to_int(in.channels());
+    l.kernel = to_int(in.kernel());
+    l.stride = to_int(in.stride());
+    l.padding = to_int(in.padding());
+    l.bias = in.bias();
+    l.rate = in.rate();
+    l.projection = in.projection();
+    c.layers.push_back(std::move(l));
+  }
+  if (!c.layers.empty()) {  // derived from the list, whatever was stored
+    c.conv_channels.clear();
+    c.batch_norm = false;
+    c.hidden = 0;
+    c.dropout = 0.0f;
+    c.l2_normalize = false;
+  }
   return c;
 }
-
-}  // namespace
 
 std::string Encoder::model_version() const { return VersionOf(impl_->config, impl_->params); }
 
 std::string Encoder::ToBytes() const {
   v1::ModelProto model;
-  model.set_format_version(kModelFormatVersion);
-  *model.mutable_config() = ConfigToProto(impl_->config);
+  model.set_format_version(FormatOf(impl_->config));
+  *model.mutable_config() = EncoderConfigToProto(impl_->config);
   for (const auto& p : impl_->params) {
     v1::TensorProto* t = model.add_tensors();
     t->set_name(p->name);
@@ -153,12 +203,20 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::FromBytes(absl::string_view by
     return absl::DataLossError(absl::StrCat(
         "cannot parse ", bytes.size(), " bytes as a ModelProto (corrupt or truncated)"));
   }
-  if (model.format_version() != kModelFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "model format_version ", model.format_version(),
-        " is not supported; this build reads format_version ", kModelFormatVersion));
+  if (model.format_version() != kLegacyFormatVersion &&
+      model.format_version() != kLayerListFormatVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model format_version ", model.format_version(),
+                     " is not supported; this build reads format_version ",
+                     kLegacyFormatVersion, " and ", kLayerListFormatVersion));
   }
-  const EncoderConfig config = ConfigFromProto(model.config());
+  const EncoderConfig config = EncoderConfigFromProto(model.config());
+  if (FormatOf(config) != model.format_version()) {
+    return absl::DataLossError(absl::StrCat(
+        "model format_version ", model.format_version(), " with ",
+        config.layers.size(),
+        " layers in its config (format 1 has none, format 2 needs them)"));
+  }
   if (absl::Status s = ValidateEncoderConfig(config); !s.ok()) {
     return absl::DataLossError(absl::StrCat("invalid config in model: ", s.message()));
   }

@@ -53,7 +53,7 @@ inline int ChunkSlots(int64_t n, int threads) {
 // nothing. `slot` selects one of kScratchSlots independent buffers; a
 // pointer stays valid until the same thread asks for a larger one in the
 // same slot.
-constexpr int kScratchSlots = 8;
+constexpr int kScratchSlots = 12;
 float* ThreadScratch(int slot, size_t count);
 
 }  // namespace nn

@@ -294,16 +294,16 @@ TEST(Encoder, WrongFormatVersionIsFailedPrecondition) {
   auto e = Encoder::Create(SmallConfig(), 1).value();
   v1::ModelProto m;
   ASSERT_TRUE(m.ParseFromString(e->ToBytes()));
-  m.set_format_version(2);
-  const std::string path = TempPath("v2.pb");
+  m.set_format_version(3);  // 1 and 2 are read
+  const std::string path = TempPath("v3.pb");
   {
     std::ofstream f(path, std::ios::binary);
     f << m.SerializeAsString();
   }
   auto r = Encoder::Load(path);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(r.status().message(), HasSubstr("format_version 2"));
-  EXPECT_THAT(r.status().message(), HasSubstr("format_version 1"));
+  EXPECT_THAT(r.status().message(), HasSubstr("format_version 3"));
+  EXPECT_THAT(r.status().message(), HasSubstr("format_version 1 and 2"));
   std::remove(path.c_str());
 }
 
