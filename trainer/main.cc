@@ -82,6 +82,8 @@ ABSL_FLAG(int, collapse_patience, kDefaults.collapse_patience,
           "Steps at the trivial loss with ~0 spread before the collapse warning");
 ABSL_FLAG(std::string, index_spec, kDefaults.index_spec,
           "FAISS index_factory spec of the exported bundle");
+ABSL_FLAG(int, max_picture_side, kDefaults.max_picture_side,
+          "Image folders: longest side of the pictures the bundle stores (0: full size)");
 ABSL_FLAG(int, log_every, kDefaults.log_every,
           "Plain progress line every N steps when stderr is not a terminal");
 ABSL_FLAG(int64_t, stop_after_steps, 0,
@@ -184,6 +186,7 @@ int main(int argc, char** argv) {
   o.eval_every = absl::GetFlag(FLAGS_eval_every);
   o.collapse_patience = absl::GetFlag(FLAGS_collapse_patience);
   o.index_spec = absl::GetFlag(FLAGS_index_spec);
+  o.max_picture_side = absl::GetFlag(FLAGS_max_picture_side);
   o.log_every = absl::GetFlag(FLAGS_log_every);
   o.stop_after_steps = absl::GetFlag(FLAGS_stop_after_steps);
   o.quiet = absl::GetFlag(FLAGS_quiet);

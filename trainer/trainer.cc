@@ -178,24 +178,6 @@ absl::Status ParseRngState(absl::string_view text, Rng* rng) {
   return absl::OkStatus();
 }
 
-// Pixel mean/std of a dataset (for image folders; Fashion-MNIST uses the
-// published values that are the EncoderConfig defaults).
-Normalization MeasureNormalization(const Dataset& d) {
-  double sum = 0, sq = 0;
-  const size_t n = d.pixels.size();
-  for (uint8_t p : d.pixels) {
-    const double v = p / 255.0;
-    sum += v;
-    sq += v * v;
-  }
-  Normalization norm;
-  if (n == 0) return norm;
-  norm.mean = static_cast<float>(sum / n);
-  const double var = sq / n - (sum / n) * (sum / n);
-  norm.std = static_cast<float>(std::sqrt(std::max(var, 1e-6)));
-  return norm;
-}
-
 Dataset FirstN(const Dataset& d, int64_t limit) {
   if (limit <= 0 || static_cast<size_t>(limit) >= d.size()) return d;
   std::vector<size_t> idx(limit);
@@ -250,21 +232,22 @@ std::string EpochRecordJson(const EpochRecord& r, const TrainerOptions& o) {
 }
 
 void NormalizeImages(const Dataset& dataset, size_t begin, size_t n,
-                     const Normalization& norm, float* out) {
-  const int pixels = dataset.height * dataset.width;
-  NormalizePixels(dataset.image(begin), static_cast<int>(n * pixels), norm, out);
+                     const Preprocessing& preprocessing, float* out) {
+  InputSpec spec = dataset.FittedSpec();
+  spec.preprocessing = preprocessing;
+  NormalizeInputs(dataset.image(begin), n, spec, out);
 }
 
 std::vector<float> EncodeDataset(const Encoder& encoder, const Dataset& dataset,
                                  int threads) {
   const int dim = encoder.dim();
-  const size_t pixels = static_cast<size_t>(dataset.height) * dataset.width;
+  const size_t pixels = dataset.image_bytes();
   std::vector<float> out(dataset.size() * dim);
   constexpr size_t kChunk = 512;  // bounds the float input buffer (1.6 MB)
   std::vector<float> input(kChunk * pixels);
   for (size_t b = 0; b < dataset.size(); b += kChunk) {
     const size_t n = std::min(kChunk, dataset.size() - b);
-    NormalizeImages(dataset, b, n, encoder.config().normalization, input.data());
+    NormalizeImages(dataset, b, n, encoder.config().preprocessing, input.data());
     encoder.Encode(input.data(), static_cast<int>(n), out.data() + b * dim,
                    threads);
   }
@@ -332,13 +315,14 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   EncoderConfig config;
   config.input_height = train.height;
   config.input_width = train.width;
+  config.input_channels = train.channels;
   config.embedding_dim = o.dim;
   config.batch_norm = o.batch_norm;
   config.hidden = o.hidden;
   config.conv_channels = o.conv_channels;
   config.dropout = static_cast<float>(o.dropout);
   config.l2_normalize = true;
-  if (!data.gallery_is_train) config.normalization = MeasureNormalization(train);
+  if (!data.gallery_is_train) config.preprocessing = MeasuredPreprocessing(train);
   ASSIGN_OR_RETURN(std::unique_ptr<Encoder> encoder, Encoder::Create(config, o.seed));
   encoder->set_threads(o.threads);
   // Only with --answers=classes or --class_weight; then trained and
@@ -466,7 +450,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   CollapseDetector collapse({.patience = o.collapse_patience});
   const int dim = o.dim;
   const int batch = o.classes_per_batch * o.images_per_class;
-  const size_t pixels = static_cast<size_t>(train.height) * train.width;
+  const size_t pixels = train.image_bytes();
   std::vector<uint8_t> batch_pixels(batch * pixels);
   std::vector<float> batch_input(batch * pixels);
   std::vector<float> embeddings(batch * dim);
@@ -594,10 +578,10 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
       }
       if (o.augment) {
         AugmentBatch(batch_pixels.data(), batch, train.height, train.width, aug,
-                     &aug_rng);
+                     &aug_rng, train.channels);
       }
-      NormalizePixels(batch_pixels.data(), static_cast<int>(batch * pixels),
-                      encoder->config().normalization, batch_input.data());
+      NormalizeInputs(batch_pixels.data(), batch, InputSpecOf(encoder->config()),
+                      batch_input.data());
       encoder->ZeroGrad();
       encoder->SeedDropout(o.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(global_step));
       encoder->Forward(batch_input.data(), batch, embeddings.data(), true);
@@ -687,6 +671,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
     }
     BundleWriteOptions bw;
     bw.index_spec = o.index_spec;
+    bw.max_picture_side = o.max_picture_side;
     bw.metric = "l2";
     bw.trainer_command = o.command_line;
     say(absl::StrFormat("exporting %d gallery images to %s (%s)", gallery.size(),

@@ -145,6 +145,7 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
   if (o.eval_every < 0) return bad("eval_every", "must be >= 0 (0 = only at the end)");
   if (o.collapse_patience < 1) return bad("collapse_patience", "must be >= 1");
   if (o.index_spec.empty()) return bad("index_spec", "must be a FAISS index_factory string");
+  if (o.max_picture_side < 0) return bad("max_picture_side", "must be >= 0 (0: full size)");
   if (o.log_every < 1) return bad("log_every", "must be >= 1");
   return absl::OkStatus();
 }

@@ -96,6 +96,9 @@ struct TrainerOptions {
   // ~zero embedding spread before the warning.
   int collapse_patience = 100;  // default 100
   std::string index_spec = "HNSW32";  // default: the bundle's index
+  // Image folders: the bundle stores each file as a PNG whose longer side
+  // is at most this (0: full size); Fashion-MNIST stores its 28x28 images.
+  int max_picture_side = 256;         // default 256 px
   std::string command_line;           // recorded in the bundle manifest
   bool progress_tty = false;          // default: plain lines (main passes
                                       // isatty(stderr))

@@ -7,7 +7,10 @@
 namespace embedsearch {
 
 void AugmentImage(const uint8_t* in, int height, int width,
-                  const AugmentOptions& options, Rng* rng, uint8_t* out) {
+                  const AugmentOptions& options, Rng* rng, uint8_t* out,
+                  int channels) {
+  const int c = channels;
+  const size_t row_bytes = static_cast<size_t>(width) * c;
   // Draw everything up front, in a fixed order, so the number of draws per
   // image does not depend on earlier outcomes.
   const bool flip = options.horizontal_flip && (rng->Next() & 1) != 0;
@@ -31,38 +34,38 @@ void AugmentImage(const uint8_t* in, int height, int width,
 
   // out(y, x) = in(y - dy, flip ? width - 1 - (x - dx) : x - dx), 0 outside.
   for (int y = 0; y < height; ++y) {
-    uint8_t* row = out + static_cast<size_t>(y) * width;
+    uint8_t* row = out + static_cast<size_t>(y) * row_bytes;
     const int sy = y - dy;
     if (sy < 0 || sy >= height) {
-      std::memset(row, 0, static_cast<size_t>(width));
+      std::memset(row, 0, row_bytes);
       continue;
     }
-    const uint8_t* src = in + static_cast<size_t>(sy) * width;
+    const uint8_t* src = in + static_cast<size_t>(sy) * row_bytes;
     for (int x = 0; x < width; ++x) {
       int sx = x - dx;
       if (sx < 0 || sx >= width) {
-        row[x] = 0;
+        std::memset(row + x * c, 0, c);
         continue;
       }
       if (flip) sx = width - 1 - sx;
-      row[x] = src[sx];
+      std::memcpy(row + x * c, src + sx * c, c);
     }
   }
   if (erase) {
     for (int y = ey; y < ey + eh; ++y) {
-      std::memset(out + static_cast<size_t>(y) * width + ex, 0,
-                  static_cast<size_t>(ew));
+      std::memset(out + static_cast<size_t>(y) * row_bytes + ex * c, 0,
+                  static_cast<size_t>(ew) * c);
     }
   }
 }
 
 void AugmentBatch(uint8_t* pixels, size_t count, int height, int width,
-                  const AugmentOptions& options, Rng* rng) {
-  const size_t n = static_cast<size_t>(height) * width;
+                  const AugmentOptions& options, Rng* rng, int channels) {
+  const size_t n = static_cast<size_t>(height) * width * channels;
   std::vector<uint8_t> scratch(n);
   for (size_t i = 0; i < count; ++i) {
     uint8_t* image = pixels + i * n;
-    AugmentImage(image, height, width, options, rng, scratch.data());
+    AugmentImage(image, height, width, options, rng, scratch.data(), channels);
     std::memcpy(image, scratch.data(), n);
   }
 }

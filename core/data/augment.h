@@ -22,16 +22,18 @@ struct AugmentOptions {
   int erase_max_side = 10;         // default: 10 px
 };
 
-// Writes an augmented copy of `in` (height * width gray bytes) to `out`
+// Writes an augmented copy of `in` (height * width * channels bytes,
+// interleaved) to `out`
 // (same size; must not alias `in`). The result depends only on the inputs and
 // the state of `rng`, which advances by the same number of draws for every
 // call with the same options. Thread-compatible: one Rng per thread.
 void AugmentImage(const uint8_t* in, int height, int width,
-                  const AugmentOptions& options, Rng* rng, uint8_t* out);
+                  const AugmentOptions& options, Rng* rng, uint8_t* out,
+                  int channels = 1);
 
 // In place over `count` contiguous images.
 void AugmentBatch(uint8_t* pixels, size_t count, int height, int width,
-                  const AugmentOptions& options, Rng* rng);
+                  const AugmentOptions& options, Rng* rng, int channels = 1);
 
 }  // namespace embedsearch
 

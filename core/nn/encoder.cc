@@ -73,9 +73,9 @@ absl::Status ValidateEncoderConfig(const EncoderConfig& c) {
   if (!(c.dropout >= 0.0f && c.dropout < 1.0f)) {
     return bad("dropout ", c.dropout, " must be in [0, 1)");
   }
-  if (!(c.normalization.std > 0.0f) || !std::isfinite(c.normalization.std) ||
-      !std::isfinite(c.normalization.mean)) {
-    return bad("normalization std must be positive and finite");
+  if (absl::Status s = ValidatePreprocessing(c.preprocessing, c.input_channels);
+      !s.ok()) {
+    return bad(s.message());
   }
   return absl::OkStatus();
 }
