@@ -76,7 +76,12 @@ std::string Fingerprint(const TrainerOptions& o) {
       o.batch_norm, o.hidden, absl::StrJoin(o.conv_channels, ","), o.dropout,
       o.classes_per_batch, o.images_per_class,
       OptimizerKindName(o.optimizer), o.seed, o.augment, AnswerSetName(o.answers),
-      o.class_weight);
+      o.class_weight) +
+         // Only when set, so checkpoints from before these flags still match.
+         (o.augment_flip && o.augment_crop_min_area == 1 && o.augment_jitter == 0
+              ? ""
+              : absl::StrFormat(" flip=%d crop=%.17g jitter=%.17g", o.augment_flip,
+                                o.augment_crop_min_area, o.augment_jitter));
 }
 
 // The encoder's parameters and, when the run has them (--answers=classes or
@@ -505,7 +510,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
     return r;
   };
 
-  AugmentOptions aug;  // flip + 2 px shift
+  const AugmentOptions aug = AugmentOptionsOf(o);
 
   auto evaluate = [&](EpochRecord* rec, std::vector<float>* gallery_emb,
                       std::vector<float>* query_emb) -> absl::Status {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/data/augment.h"
 #include "core/data/dataset.h"
 #include "core/data/preprocess.h"
 #include "core/image/image.h"
@@ -323,6 +324,139 @@ TEST(StoredPicture, FolderImagesAreTheUsersFileBoundedOthersTheHeldPixels) {
   absl::StatusOr<std::string> gone = StoredPicture(*data, 0, 256);
   EXPECT_FALSE(gone.ok());
   EXPECT_NE(gone.status().message().find("big.jpg"), std::string::npos) << gone.status();
+}
+
+AugmentOptions ColourAugment() {
+  AugmentOptions o;
+  o.crop_min_area = 0.3f;
+  o.brightness = o.contrast = o.saturation = 0.4f;
+  return o;
+}
+
+TEST(Augment, ColourAugmentationIsSeededAndResumesFromTheRngState) {
+  const Image image = Noise(16, 12, 3, 1);
+  const AugmentOptions o = ColourAugment();
+  std::vector<uint8_t> a(image.pixels.size()), b(a.size());
+  Rng first(42), second(42);
+  for (int i = 0; i < 5; ++i) {
+    AugmentImage(image.pixels.data(), 12, 16, o, &first, a.data(), 3);
+    AugmentImage(image.pixels.data(), 12, 16, o, &second, b.data(), 3);
+    ASSERT_EQ(a, b);
+  }
+  // A checkpoint keeps Rng::state(); restoring it continues identically.
+  const Rng::State saved = first.state();
+  AugmentImage(image.pixels.data(), 12, 16, o, &first, a.data(), 3);
+  Rng resumed(7);
+  resumed.set_state(saved);
+  AugmentImage(image.pixels.data(), 12, 16, o, &resumed, b.data(), 3);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, image.pixels);
+  // The number of draws does not depend on the image.
+  Rng x(3), y(3);
+  const Image other = Solid(16, 12, {9, 9, 9});
+  AugmentImage(image.pixels.data(), 12, 16, o, &x, a.data(), 3);
+  AugmentImage(other.pixels.data(), 12, 16, o, &y, b.data(), 3);
+  EXPECT_EQ(x.state(), y.state());
+}
+
+TEST(Augment, FlipOffNeverMirrors) {
+  AugmentOptions o;
+  o.max_shift = 0;
+  o.horizontal_flip = false;
+  const Image image = Noise(9, 5, 3, 2);
+  std::vector<uint8_t> out(image.pixels.size());
+  Rng rng(1);
+  for (int i = 0; i < 20; ++i) {
+    AugmentImage(image.pixels.data(), 5, 9, o, &rng, out.data(), 3);
+    ASSERT_EQ(out, image.pixels);
+  }
+  o.horizontal_flip = true;
+  int mirrored = 0;
+  for (int i = 0; i < 20; ++i) {
+    AugmentImage(image.pixels.data(), 5, 9, o, &rng, out.data(), 3);
+    mirrored += out != image.pixels;
+    // RGB pixels move whole: column 0 of a mirror is column 8's colour.
+    if (out != image.pixels) {
+      ASSERT_EQ(out[0], image.pixels[8 * 3]);
+      ASSERT_EQ(out[2], image.pixels[8 * 3 + 2]);
+    }
+  }
+  EXPECT_GT(mirrored, 3);
+}
+
+TEST(Augment, RandomResizedCropZoomsIntoTheImage) {
+  AugmentOptions o;
+  o.max_shift = 0;
+  o.horizontal_flip = false;
+  o.crop_min_area = 0.2f;
+  // A horizontal ramp: a zoomed window has a smaller range of values.
+  Image ramp = Solid(32, 32, {0});
+  for (int y = 0; y < 32; ++y) {
+    for (int x = 0; x < 32; ++x) ramp.pixels[y * 32 + x] = static_cast<uint8_t>(x * 8);
+  }
+  std::vector<uint8_t> out(ramp.pixels.size());
+  Rng rng(5);
+  int zoomed = 0;
+  for (int i = 0; i < 20; ++i) {
+    AugmentImage(ramp.pixels.data(), 32, 32, o, &rng, out.data(), 1);
+    const auto [lo, hi] = std::minmax_element(out.begin(), out.end());
+    zoomed += *hi - *lo < 248 - 20;
+    // Still a left-to-right ramp.
+    ASSERT_LE(out[0], out[31]);
+  }
+  EXPECT_GT(zoomed, 10);
+  const Image flat = Solid(20, 10, {50, 60, 70});
+  std::vector<uint8_t> flat_out(flat.pixels.size());
+  AugmentImage(flat.pixels.data(), 10, 20, o, &rng, flat_out.data(), 3);
+  EXPECT_EQ(flat_out, flat.pixels);
+}
+
+TEST(Augment, JitterScalesBrightnessContrastAndSaturation) {
+  AugmentOptions o;
+  o.max_shift = 0;
+  o.horizontal_flip = false;
+  o.brightness = 0.5f;
+  const Image image = Solid(4, 4, {100, 50, 20});
+  std::vector<uint8_t> out(image.pixels.size());
+  Rng rng(11);
+  AugmentImage(image.pixels.data(), 4, 4, o, &rng, out.data(), 3);
+  const double factor = out[0] / 100.0;  // one factor for every channel
+  EXPECT_NE(factor, 1.0);
+  EXPECT_NEAR(out[1], 50 * factor, 1.0);
+  EXPECT_NEAR(out[2], 20 * factor, 1.0);
+
+  o.brightness = 0;
+  o.saturation = 1.0f;  // gray has no saturation to change
+  const Image gray = Noise(6, 6, 3, 0);
+  const Image gray3 = ToRgb(ToGrayscale(gray));
+  std::vector<uint8_t> gray_out(gray3.pixels.size());
+  for (int i = 0; i < 5; ++i) {
+    AugmentImage(gray3.pixels.data(), 6, 6, o, &rng, gray_out.data(), 3);
+    for (size_t k = 0; k < gray_out.size(); ++k) {
+      ASSERT_NEAR(gray_out[k], gray3.pixels[k], 1);
+    }
+  }
+  o.saturation = 0;
+  o.contrast = 1.0f;  // a constant gray image has no contrast to change
+  const Image flat = Solid(4, 4, {90, 90, 90});
+  for (int i = 0; i < 5; ++i) {
+    AugmentImage(flat.pixels.data(), 4, 4, o, &rng, out.data(), 3);
+    ASSERT_EQ(out, flat.pixels);
+  }
+}
+
+TEST(Augment, BadOptionsNameTheField) {
+  AugmentOptions o;
+  EXPECT_TRUE(ValidateAugmentOptions(o).ok());
+  EXPECT_TRUE(ValidateAugmentOptions(ColourAugment()).ok());
+  o.crop_min_area = 0;
+  EXPECT_NE(ValidateAugmentOptions(o).message().find("crop_min_area"), std::string::npos);
+  o = AugmentOptions();
+  o.saturation = 1.5f;
+  EXPECT_NE(ValidateAugmentOptions(o).message().find("saturation"), std::string::npos);
+  o = AugmentOptions();
+  o.max_shift = -1;
+  EXPECT_EQ(ValidateAugmentOptions(o).code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
