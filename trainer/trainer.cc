@@ -316,6 +316,10 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   const Dataset& train = data.train;
   const Dataset& test = data.test;
   if (test.size() == 0) return absl::InvalidArgumentError("no test images");
+  say(absl::StrFormat("data: %dx%dx%d images held at the input size, %.1f MB",
+                      train.height, train.width, train.channels,
+                      (train.MemoryBytes() + test.MemoryBytes() + data.gallery.MemoryBytes()) /
+                          1048576.0));
 
   EncoderConfig config;
   config.input_height = train.height;
