@@ -472,6 +472,7 @@ absl::StatusOr<v1::GetInfoResponse> SearchService::GetInfo(
   response.set_read_only(gallery.read_only());
   response.set_input_height(static_cast<uint32_t>(config.input_height));
   response.set_input_width(static_cast<uint32_t>(config.input_width));
+  response.set_input_channels(static_cast<uint32_t>(config.input_channels));
   return response;
 }
 

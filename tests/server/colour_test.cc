@@ -226,6 +226,7 @@ TEST(ColourEndToEnd, TrainedColourBundleServesColourQueriesOverGrpc) {
   v1::GetInfoResponse info;
   ASSERT_TRUE(stub->GetInfo(testing::MakeContext().get(), {}, &info).ok());
   EXPECT_EQ(info.gallery_size(), 36u);
+  EXPECT_EQ(info.input_channels(), 3u);
   absl::StatusOr<std::unique_ptr<Bundle>> bundle = Bundle::Load(o.out);
   ASSERT_TRUE(bundle.ok()) << bundle.status();
   const EncoderConfig& config = (*bundle)->encoder().config();
@@ -273,6 +274,18 @@ TEST(ColourEndToEnd, TrainedColourBundleServesColourQueriesOverGrpc) {
   request.set_k(1);
   v1::SearchResponse response;
   EXPECT_TRUE(stub->Search(testing::MakeContext().get(), request, &response).ok());
+  EXPECT_EQ(response.hits_size(), 1);
+
+  // A 1x5000 strip (within the decode limits) is fitted, not refused.
+  Image strip;
+  strip.width = 1;
+  strip.height = 5000;
+  strip.channels = 3;
+  strip.pixels.assign(5000 * 3, 200);
+  request.set_image(*EncodePng(strip));
+  grpc::Status strip_status =
+      stub->Search(testing::MakeContext().get(), request, &response);
+  EXPECT_TRUE(strip_status.ok()) << strip_status.error_message();
   EXPECT_EQ(response.hits_size(), 1);
 }
 
