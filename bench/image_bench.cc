@@ -83,9 +83,8 @@ int Run() {
               CpuMicros(100, [&] { auto i = DecodeImage(jpeg512); }));
   std::printf("decode_png_512x512_rgb\t%.2f\n",
               CpuMicros(50, [&] { auto i = DecodeImage(png512); }));
-  std::printf("preprocess_512x512_rgb_to_28x28\t%.2f\n", CpuMicros(100, [&] {
-                (void)PreprocessImage(photo, spec, out);
-              }));
+  std::printf("preprocess_512x512_rgb_to_28x28\t%.2f\n",
+              CpuMicros(100, [&] { (void)PreprocessImage(photo, spec, out); }));
   std::printf("query_jpeg_512x512_decode_and_preprocess\t%.2f\n",
               CpuMicros(100, [&] {
                 auto i = DecodeImage(jpeg512);

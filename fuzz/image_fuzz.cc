@@ -29,7 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     abort();
   }
   float input[28 * 28];
-  if (!embedsearch::PreprocessImage(*image, embedsearch::InputSpec(), input).ok()) {
+  if (!embedsearch::PreprocessImage(*image, embedsearch::InputSpec(), input)
+           .ok()) {
     abort();  // Every decodable image preprocesses.
   }
   auto png = embedsearch::EncodePng(embedsearch::Resize(*image, 16, 16));

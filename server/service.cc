@@ -50,7 +50,8 @@ void FillHit(const GalleryHit& from, v1::Hit* to) {
 // fit `max_side`, else re-encoded (and shrunk when larger).
 absl::StatusOr<std::string> PictureToStore(const std::string& bytes,
                                            const Image& decoded, int max_side) {
-  const bool fits = max_side <= 0 || std::max(decoded.width, decoded.height) <= max_side;
+  const bool fits =
+      max_side <= 0 || std::max(decoded.width, decoded.height) <= max_side;
   if (fits && DetectFormat(bytes) == ImageFormat::kPng) {
     return bytes;  // Already PNG and known to decode.
   }
@@ -140,7 +141,8 @@ absl::Status SearchService::PrepareImage(const Bundle& bundle,
   }
   const size_t offset = out->size();
   out->resize(offset + static_cast<size_t>(bundle.encoder().input_size()));
-  if (absl::Status s = PreprocessImage(*image, spec, out->data() + offset); !s.ok()) {
+  if (absl::Status s = PreprocessImage(*image, spec, out->data() + offset);
+      !s.ok()) {
     out->resize(offset);
     return Annotate(s, what);
   }
@@ -378,8 +380,9 @@ absl::StatusOr<v1::AddImagesResponse> SearchService::AddImages(
       CatalogItem& item = items[i];
       item.label_name = in.label_name();
       item.source = in.source();
-      ASSIGN_OR_RETURN(item.image_png, PictureToStore(in.image(), decoded,
-                                                      options_.max_picture_side));
+      ASSIGN_OR_RETURN(
+          item.image_png,
+          PictureToStore(in.image(), decoded, options_.max_picture_side));
       RETURN_IF_ERROR(CheckStop(stop, "decoding the images"));
     }
     encoder.Encode(input.data(), n, embeddings.data(), /*threads=*/1);

@@ -33,16 +33,23 @@ float Factor(float strength, Rng* rng) {
   return 1.0f + strength * (2.0f * rng->UniformFloat() - 1.0f);
 }
 
-void DrawCrop(const AugmentOptions& o, int height, int width, Rng* rng, Draws* d) {
+void DrawCrop(const AugmentOptions& o, int height, int width, Rng* rng,
+              Draws* d) {
   const double area =
-      (o.crop_min_area + (1.0 - o.crop_min_area) * rng->UniformFloat()) * height * width;
-  const double log_ratio = std::log(0.75) + (std::log(4.0 / 3.0) - std::log(0.75)) *
-                                                rng->UniformFloat();
+      (o.crop_min_area + (1.0 - o.crop_min_area) * rng->UniformFloat()) *
+      height * width;
+  const double log_ratio =
+      std::log(0.75) +
+      (std::log(4.0 / 3.0) - std::log(0.75)) * rng->UniformFloat();
   const double ratio = std::exp(log_ratio);  // width / height
-  d->cw = std::clamp(static_cast<int>(std::lround(std::sqrt(area * ratio))), 1, width);
-  d->ch = std::clamp(static_cast<int>(std::lround(std::sqrt(area / ratio))), 1, height);
-  d->cx = std::min(width - d->cw, static_cast<int>(rng->UniformFloat() * (width - d->cw + 1)));
-  d->cy = std::min(height - d->ch, static_cast<int>(rng->UniformFloat() * (height - d->ch + 1)));
+  d->cw = std::clamp(static_cast<int>(std::lround(std::sqrt(area * ratio))), 1,
+                     width);
+  d->ch = std::clamp(static_cast<int>(std::lround(std::sqrt(area / ratio))), 1,
+                     height);
+  d->cx = std::min(width - d->cw,
+                   static_cast<int>(rng->UniformFloat() * (width - d->cw + 1)));
+  d->cy = std::min(height - d->ch, static_cast<int>(rng->UniformFloat() *
+                                                    (height - d->ch + 1)));
   d->crop = d->cw < width || d->ch < height;
 }
 
@@ -60,8 +67,10 @@ Draws DrawAll(const AugmentOptions& o, int height, int width, Rng* rng) {
     const int hi = std::max(lo, o.erase_max_side);
     d.ew = std::min(width, lo + static_cast<int>(rng->Uniform(hi - lo + 1)));
     d.eh = std::min(height, lo + static_cast<int>(rng->Uniform(hi - lo + 1)));
-    d.ex = static_cast<int>(rng->Uniform(static_cast<uint64_t>(width - d.ew + 1)));
-    d.ey = static_cast<int>(rng->Uniform(static_cast<uint64_t>(height - d.eh + 1)));
+    d.ex =
+        static_cast<int>(rng->Uniform(static_cast<uint64_t>(width - d.ew + 1)));
+    d.ey = static_cast<int>(
+        rng->Uniform(static_cast<uint64_t>(height - d.eh + 1)));
   }
   if (o.crop_min_area < 1.0f) DrawCrop(o, height, width, rng, &d);
   if (Jitters(o)) {
@@ -74,20 +83,21 @@ Draws DrawAll(const AugmentOptions& o, int height, int width, Rng* rng) {
 }
 
 // The crop window of `in`, resized back to the full size.
-std::vector<uint8_t> CropResized(const uint8_t* in, int height, int width, int c,
-                                 const Draws& d) {
+std::vector<uint8_t> CropResized(const uint8_t* in, int height, int width,
+                                 int c, const Draws& d) {
   Image image;
   image.width = width;
   image.height = height;
   image.channels = c;
   image.pixels.assign(in, in + static_cast<size_t>(height) * width * c);
-  return ResizeBilinear(Crop(image, d.cx, d.cy, d.cw, d.ch), width, height).pixels;
+  return ResizeBilinear(Crop(image, d.cx, d.cy, d.cw, d.ch), width, height)
+      .pixels;
 }
 
 // out(y, x) = in(y - dy, flip ? width - 1 - (x - dx) : x - dx), 0 outside;
 // then the erased rectangle set to 0.
-void ShiftFlipErase(const uint8_t* in, int height, int width, int c, const Draws& d,
-                    uint8_t* out) {
+void ShiftFlipErase(const uint8_t* in, int height, int width, int c,
+                    const Draws& d, uint8_t* out) {
   const size_t row_bytes = static_cast<size_t>(width) * c;
   for (int y = 0; y < height; ++y) {
     uint8_t* row = out + static_cast<size_t>(y) * row_bytes;
@@ -136,7 +146,8 @@ void Jitter(int pixels, int c, const Draws& d, uint8_t* image) {
       for (int k = 0; k < c; ++k) p[k] = luma + (p[k] - luma) * d.saturation;
     }
     for (int k = 0; k < c; ++k) {
-      image[i * c + k] = static_cast<uint8_t>(std::clamp(std::lround(p[k]), 0L, 255L));
+      image[i * c + k] =
+          static_cast<uint8_t>(std::clamp(std::lround(p[k]), 0L, 255L));
     }
   }
 }
@@ -152,11 +163,14 @@ absl::Status ValidateAugmentOptions(const AugmentOptions& o) {
     return bad("erase_probability ", o.erase_probability, " must be in [0, 1]");
   }
   if (!(o.crop_min_area > 0 && o.crop_min_area <= 1)) {
-    return bad("crop_min_area ", o.crop_min_area, " must be in (0, 1] (1: no crop)");
+    return bad("crop_min_area ", o.crop_min_area,
+               " must be in (0, 1] (1: no crop)");
   }
   for (auto [name, value] : {std::pair{"brightness", o.brightness},
-                             {"contrast", o.contrast}, {"saturation", o.saturation}}) {
-    if (!(value >= 0 && value <= 1)) return bad(name, " ", value, " must be in [0, 1]");
+                             {"contrast", o.contrast},
+                             {"saturation", o.saturation}}) {
+    if (!(value >= 0 && value <= 1))
+      return bad(name, " ", value, " must be in [0, 1]");
   }
   return absl::OkStatus();
 }

@@ -21,10 +21,13 @@ Image Dataset::GetImage(size_t i) const {
 }
 
 size_t Dataset::MemoryBytes() const {
-  size_t bytes = pixels.capacity() + labels.capacity() * sizeof(int32_t) +
-                 (sources.capacity() + label_names.capacity()) * sizeof(std::string);
-  for (const std::string& s : sources) bytes += s.capacity() > 15 ? s.capacity() + 1 : 0;
-  for (const std::string& s : label_names) bytes += s.capacity() > 15 ? s.capacity() + 1 : 0;
+  size_t bytes =
+      pixels.capacity() + labels.capacity() * sizeof(int32_t) +
+      (sources.capacity() + label_names.capacity()) * sizeof(std::string);
+  for (const std::string& s : sources)
+    bytes += s.capacity() > 15 ? s.capacity() + 1 : 0;
+  for (const std::string& s : label_names)
+    bytes += s.capacity() > 15 ? s.capacity() + 1 : 0;
   return bytes;
 }
 
@@ -84,7 +87,8 @@ Preprocessing MeasuredPreprocessing(const Dataset& train) {
   p.resize = train.resize;
   p.background = train.background;
   MeasureChannelStats(train.pixels.data(), train.size(),
-                      static_cast<size_t>(train.height) * train.width, train.channels, &p);
+                      static_cast<size_t>(train.height) * train.width,
+                      train.channels, &p);
   return p;
 }
 

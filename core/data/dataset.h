@@ -37,7 +37,9 @@ struct Dataset {
   size_t image_bytes() const {
     return static_cast<size_t>(height) * width * channels;
   }
-  const uint8_t* image(size_t i) const { return pixels.data() + i * image_bytes(); }
+  const uint8_t* image(size_t i) const {
+    return pixels.data() + i * image_bytes();
+  }
   Image GetImage(size_t i) const;  // A copy (channels as stored).
   // Heap bytes held (pixels, labels, sources, names; strings counted by
   // capacity beyond libstdc++'s 15-byte inline buffer): what loading costs.
@@ -45,7 +47,8 @@ struct Dataset {
   // The input spec the pixels were fitted to (mean/std left at defaults).
   InputSpec FittedSpec() const;
   // The images at `indices`, in that order (repeats allowed), with the same
-  // label names, shape and fitting. Every index must be < size() (checked; aborts otherwise).
+  // label names, shape and fitting. Every index must be < size() (checked;
+  // aborts otherwise).
   Dataset Subset(const std::vector<size_t>& indices) const;
   // The first `n` images of each label (every image of a label with fewer),
   // in dataset order: a small balanced subset for tests and evaluation.

@@ -40,7 +40,8 @@ bool HasColour(const Image& rgb) {
 // colour image settles the question, so no file is decoded twice.
 class FittedPixels {
  public:
-  explicit FittedPixels(const ImageFolderOptions& options) : channels_(options.channels) {
+  explicit FittedPixels(const ImageFolderOptions& options)
+      : channels_(options.channels) {
     spec_.height = options.height;
     spec_.width = options.width;
     spec_.preprocessing.resize = options.resize;
@@ -93,8 +94,9 @@ absl::StatusOr<Dataset> LoadImageFolder(const std::string& root,
                      options.height));
   }
   if (options.channels != 0 && options.channels != 1 && options.channels != 3) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "LoadImageFolder: channels ", options.channels, " (want 0 = auto, 1 or 3)"));
+    return absl::InvalidArgumentError(absl::StrCat("LoadImageFolder: channels ",
+                                                   options.channels,
+                                                   " (want 0 = auto, 1 or 3)"));
   }
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
@@ -146,7 +148,8 @@ absl::StatusOr<Dataset> LoadImageFolder(const std::string& root,
             absl::StrCat(path, ": ", decoded.status().message()));
       }
       if (absl::Status s = fitted.Add(*decoded); !s.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message()));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": ", s.message()));
       }
       data.labels.push_back(label);
       data.sources.push_back(path);
@@ -160,7 +163,8 @@ absl::StatusOr<Dataset> LoadImageFolder(const std::string& root,
   return data;
 }
 
-absl::StatusOr<std::string> StoredPicture(const Dataset& data, size_t i, int max_side,
+absl::StatusOr<std::string> StoredPicture(const Dataset& data, size_t i,
+                                          int max_side,
                                           const DecodeLimits& limits) {
   if (!data.sources_are_files || i >= data.sources.size()) {
     return EncodePng(data.GetImage(i));
@@ -169,7 +173,8 @@ absl::StatusOr<std::string> StoredPicture(const Dataset& data, size_t i, int max
   ASSIGN_OR_RETURN(std::string bytes, ReadFile(path, size_t{256} << 20));
   absl::StatusOr<Image> decoded = DecodeImage(bytes, limits);
   if (!decoded.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", decoded.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", decoded.status().message()));
   }
   return EncodePng(BoundImage(*decoded, max_side));
 }

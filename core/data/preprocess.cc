@@ -36,22 +36,27 @@ Image CentreCrop(const Image& image, int width, int height) {
   int cw = image.width, ch = image.height;
   if (static_cast<int64_t>(image.width) * height >
       static_cast<int64_t>(image.height) * width) {
-    cw = static_cast<int>(std::lround(static_cast<double>(image.height) * width / height));
+    cw = static_cast<int>(
+        std::lround(static_cast<double>(image.height) * width / height));
     cw = std::clamp(cw, 1, image.width);
   } else {
-    ch = static_cast<int>(std::lround(static_cast<double>(image.width) * height / width));
+    ch = static_cast<int>(
+        std::lround(static_cast<double>(image.width) * height / width));
     ch = std::clamp(ch, 1, image.height);
   }
-  return Resize(Crop(image, (image.width - cw) / 2, (image.height - ch) / 2, cw, ch),
-                width, height);
+  return Resize(
+      Crop(image, (image.width - cw) / 2, (image.height - ch) / 2, cw, ch),
+      width, height);
 }
 
 // Scaled to fit inside width x height, centred on the background.
 Image PadToFit(const Image& image, int width, int height, Rgb background) {
   const double scale = std::min(static_cast<double>(width) / image.width,
                                 static_cast<double>(height) / image.height);
-  const int sw = std::clamp(static_cast<int>(std::lround(image.width * scale)), 1, width);
-  const int sh = std::clamp(static_cast<int>(std::lround(image.height * scale)), 1, height);
+  const int sw =
+      std::clamp(static_cast<int>(std::lround(image.width * scale)), 1, width);
+  const int sh = std::clamp(static_cast<int>(std::lround(image.height * scale)),
+                            1, height);
   const Image scaled = Resize(image, sw, sh);
   const int c = image.channels;
   const std::vector<uint8_t> fill = BackgroundPixel(background, c);
@@ -66,24 +71,27 @@ Image PadToFit(const Image& image, int width, int height, Rgb background) {
   const int x0 = (width - sw) / 2, y0 = (height - sh) / 2;
   const size_t row = static_cast<size_t>(sw) * c;
   for (int y = 0; y < sh; ++y) {
-    std::memcpy(out.pixels.data() + (static_cast<size_t>(y0 + y) * width + x0) * c,
-                scaled.pixels.data() + y * row, row);
+    std::memcpy(
+        out.pixels.data() + (static_cast<size_t>(y0 + y) * width + x0) * c,
+        scaled.pixels.data() + y * row, row);
   }
   return out;
 }
 
 absl::Status ValidateDecoded(const Image& image) {
   if (image.width <= 0 || image.height <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("preprocess: empty image (", image.width, "x", image.height, ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "preprocess: empty image (", image.width, "x", image.height, ")"));
   }
   if (image.channels != 1 && image.channels != 3 && image.channels != 4) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "preprocess: unsupported channel count ", image.channels, " (want 1, 3 or 4)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("preprocess: unsupported channel count ", image.channels,
+                     " (want 1, 3 or 4)"));
   }
   if (image.pixels.size() !=
       static_cast<size_t>(image.width) * image.height * image.channels) {
-    return absl::InvalidArgumentError("preprocess: pixel buffer size does not match the image");
+    return absl::InvalidArgumentError(
+        "preprocess: pixel buffer size does not match the image");
   }
   return absl::OkStatus();
 }
@@ -104,15 +112,16 @@ const char* ResizePolicyName(ResizePolicy policy) {
 
 absl::Status ValidatePreprocessing(const Preprocessing& p, int channels) {
   auto bad = [](auto... parts) {
-    return absl::InvalidArgumentError(absl::StrCat("input preprocessing: ", parts...));
+    return absl::InvalidArgumentError(
+        absl::StrCat("input preprocessing: ", parts...));
   };
   const int policy = static_cast<int>(p.resize);
   if (policy < 0 || policy > static_cast<int>(ResizePolicy::kPadToSquare)) {
     return bad("unknown resize policy ", policy);
   }
   if (!ValidStat(p.mean, channels) || !ValidStat(p.std, channels)) {
-    return bad(p.mean.size(), " means and ", p.std.size(),
-               " stds for ", channels, " channels (want 1 or ", channels, " of each)");
+    return bad(p.mean.size(), " means and ", p.std.size(), " stds for ",
+               channels, " channels (want 1 or ", channels, " of each)");
   }
   for (size_t c = 0; c < p.mean.size(); ++c) {
     if (!std::isfinite(p.mean[c])) return bad("mean[", c, "] is not finite");
@@ -128,11 +137,14 @@ absl::Status ValidatePreprocessing(const Preprocessing& p, int channels) {
 absl::Status ValidateInputSpec(const InputSpec& spec) {
   if (spec.channels != 1 && spec.channels != 3) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "input spec: ", spec.channels, " channels; images are preprocessed to 1 (gray) or 3 (RGB)"));
+        "input spec: ", spec.channels,
+        " channels; images are preprocessed to 1 (gray) or 3 (RGB)"));
   }
-  if (spec.height < 1 || spec.height > kMaxSide || spec.width < 1 || spec.width > kMaxSide) {
-    return absl::InvalidArgumentError(absl::StrCat("input spec: size ", spec.height, "x",
-                                                   spec.width, " must be within 1..", kMaxSide));
+  if (spec.height < 1 || spec.height > kMaxSide || spec.width < 1 ||
+      spec.width > kMaxSide) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input spec: size ", spec.height, "x", spec.width,
+                     " must be within 1..", kMaxSide));
   }
   return ValidatePreprocessing(spec.preprocessing, spec.channels);
 }
@@ -149,7 +161,8 @@ absl::StatusOr<Image> FitImage(const Image& image, const InputSpec& spec) {
     case ResizePolicy::kShorterSideCentreCrop:
       return CentreCrop(converted, spec.width, spec.height);
     case ResizePolicy::kPadToSquare:
-      return PadToFit(converted, spec.width, spec.height, spec.preprocessing.background);
+      return PadToFit(converted, spec.width, spec.height,
+                      spec.preprocessing.background);
   }
   return absl::InvalidArgumentError("preprocess: unknown resize policy");
 }
@@ -185,15 +198,17 @@ void NormalizePixels(const uint8_t* pixels, int count,
   NormalizeInputs(pixels, 1, spec, out);
 }
 
-absl::Status PreprocessImage(const Image& image, const InputSpec& spec, float* out) {
+absl::Status PreprocessImage(const Image& image, const InputSpec& spec,
+                             float* out) {
   absl::StatusOr<Image> fitted = FitImage(image, spec);
   if (!fitted.ok()) return fitted.status();
   NormalizeInputs(fitted->pixels.data(), 1, spec, out);
   return absl::OkStatus();
 }
 
-void MeasureChannelStats(const uint8_t* pixels, size_t count, size_t pixels_per_image,
-                         int channels, Preprocessing* preprocessing) {
+void MeasureChannelStats(const uint8_t* pixels, size_t count,
+                         size_t pixels_per_image, int channels,
+                         Preprocessing* preprocessing) {
   const size_t n = count * pixels_per_image;
   if (n == 0 || channels < 1) return;
   std::vector<double> sum(channels, 0.0), sq(channels, 0.0);

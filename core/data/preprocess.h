@@ -63,7 +63,7 @@ struct Preprocessing {
 
 // The full description of a model input.
 struct InputSpec {
-  int height = 28;   // default: Fashion-MNIST 28x28
+  int height = 28;  // default: Fashion-MNIST 28x28
   int width = 28;
   int channels = 1;  // 1 (gray) or 3 (RGB)
   Preprocessing preprocessing;

@@ -135,7 +135,8 @@ Image ToRgb(const Image& image, Rgb background) {
   for (size_t i = 0; i < n; ++i, src += 4, dst += 3) {
     const uint32_t a = src[3];
     for (int k = 0; k < 3; ++k) {
-      dst[k] = static_cast<uint8_t>((src[k] * a + bg[k] * (255u - a) + 127u) / 255u);
+      dst[k] =
+          static_cast<uint8_t>((src[k] * a + bg[k] * (255u - a) + 127u) / 255u);
     }
   }
   return out;
@@ -165,8 +166,10 @@ Image BoundImage(const Image& image, int max_side) {
   const int longer = std::max(image.width, image.height);
   if (max_side <= 0 || longer <= max_side) return image;
   const double scale = static_cast<double>(max_side) / longer;
-  const int w = std::clamp(static_cast<int>(image.width * scale + 0.5), 1, max_side);
-  const int h = std::clamp(static_cast<int>(image.height * scale + 0.5), 1, max_side);
+  const int w =
+      std::clamp(static_cast<int>(image.width * scale + 0.5), 1, max_side);
+  const int h =
+      std::clamp(static_cast<int>(image.height * scale + 0.5), 1, max_side);
   return ResizeArea(image, w, h);
 }
 

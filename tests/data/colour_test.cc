@@ -53,7 +53,8 @@ Image Noise(int w, int h, int channels, uint32_t seed) {
 }
 
 // Mean 0, std 1: inputs are p / 255, easy to read in assertions.
-InputSpec Spec(int h, int w, int c, ResizePolicy resize = ResizePolicy::kStretch,
+InputSpec Spec(int h, int w, int c,
+               ResizePolicy resize = ResizePolicy::kStretch,
                Rgb background = {0, 0, 0}) {
   InputSpec spec;
   spec.height = h;
@@ -100,7 +101,8 @@ TEST(Preprocess, AlphaIsCompositedOverTheModelsBackground) {
   Image rgba = Solid(4, 4, {200, 10, 10, 0});  // fully transparent
   rgba.pixels[3] = 255;                        // but the first pixel
   for (int c : {1, 3}) {
-    auto white = FitImage(rgba, Spec(4, 4, c, ResizePolicy::kStretch, {255, 255, 255}));
+    auto white =
+        FitImage(rgba, Spec(4, 4, c, ResizePolicy::kStretch, {255, 255, 255}));
     auto black = FitImage(rgba, Spec(4, 4, c));
     ASSERT_TRUE(white.ok() && black.ok());
     EXPECT_EQ(white->pixels.back(), 255) << c << " channels";
@@ -119,17 +121,19 @@ Image Bands() {
 }
 
 TEST(Preprocess, CropKeepsTheCentrePadKeepsEverythingOnTheBackground) {
-  auto crop = FitImage(Bands(), Spec(5, 5, 3, ResizePolicy::kShorterSideCentreCrop));
+  auto crop =
+      FitImage(Bands(), Spec(5, 5, 3, ResizePolicy::kShorterSideCentreCrop));
   ASSERT_TRUE(crop.ok());
   EXPECT_EQ(crop->pixels, Solid(5, 5, {0, 255, 0}).pixels);  // green only
 
-  auto pad = FitImage(Bands(), Spec(15, 15, 3, ResizePolicy::kPadToSquare, {9, 8, 7}));
+  auto pad =
+      FitImage(Bands(), Spec(15, 15, 3, ResizePolicy::kPadToSquare, {9, 8, 7}));
   ASSERT_TRUE(pad.ok());
   // Scaled to 15x5, centred: rows 0-4 and 10-14 are background.
   EXPECT_EQ(pad->at(0, 7, 0), 9);
   EXPECT_EQ(pad->at(14, 7, 2), 7);
-  EXPECT_EQ(pad->at(7, 1, 0), 255);  // red band on the left
-  EXPECT_EQ(pad->at(7, 7, 1), 255);  // green in the middle
+  EXPECT_EQ(pad->at(7, 1, 0), 255);   // red band on the left
+  EXPECT_EQ(pad->at(7, 7, 1), 255);   // green in the middle
   EXPECT_EQ(pad->at(7, 13, 2), 255);  // blue on the right
 
   auto stretch = FitImage(Bands(), Spec(6, 6, 3));
@@ -140,11 +144,13 @@ TEST(Preprocess, CropKeepsTheCentrePadKeepsEverythingOnTheBackground) {
 
 TEST(Preprocess, ExtremeAspectRatiosAreAcceptedWithEveryPolicy) {
   for (const Image& strip : {Noise(1, 5000, 3, 1), Noise(5000, 1, 4, 2)}) {
-    for (ResizePolicy policy : {ResizePolicy::kStretch, ResizePolicy::kShorterSideCentreCrop,
-                                ResizePolicy::kPadToSquare}) {
+    for (ResizePolicy policy :
+         {ResizePolicy::kStretch, ResizePolicy::kShorterSideCentreCrop,
+          ResizePolicy::kPadToSquare}) {
       for (int c : {1, 3}) {
         std::vector<float> out(c * 64 * 64);
-        absl::Status s = PreprocessImage(strip, Spec(64, 64, c, policy), out.data());
+        absl::Status s =
+            PreprocessImage(strip, Spec(64, 64, c, policy), out.data());
         ASSERT_TRUE(s.ok()) << ResizePolicyName(policy) << ": " << s;
         for (float v : out) ASSERT_TRUE(std::isfinite(v) && v >= 0 && v <= 1);
       }
@@ -206,15 +212,19 @@ TEST(Preprocess, MeasureChannelStatsIsPerChannel) {
 }
 
 // A folder of real files: colour PNG and JPEG, gray, RGBA, varied sizes.
-std::string MakeMixedFolder(const std::string& name, int per_class, int w, int h) {
+std::string MakeMixedFolder(const std::string& name, int per_class, int w,
+                            int h) {
   const std::string root = TempDir(name);
   for (int i = 0; i < per_class; ++i) {
     const int wi = w + 13 * i, hi = h + 7 * (i % 3);
     const std::string n = std::to_string(i);
-    WriteImage(root + "/red/" + n + ".png", *EncodePng(Solid(wi, hi, {220, 30, 30})));
-    WriteImage(root + "/blue/" + n + ".jpg", *EncodeJpeg(Solid(hi, wi, {30, 30, 220})));
+    WriteImage(root + "/red/" + n + ".png",
+               *EncodePng(Solid(wi, hi, {220, 30, 30})));
+    WriteImage(root + "/blue/" + n + ".jpg",
+               *EncodeJpeg(Solid(hi, wi, {30, 30, 220})));
     WriteImage(root + "/gray/" + n + ".png", *EncodePng(Noise(wi, wi, 1, i)));
-    WriteImage(root + "/glass/" + n + ".png", *EncodePng(Solid(wi, hi, {0, 200, 0, 128})));
+    WriteImage(root + "/glass/" + n + ".png",
+               *EncodePng(Solid(wi, hi, {0, 200, 0, 128})));
   }
   return root;
 }
@@ -259,7 +269,8 @@ TEST(ImageFolder, ColourFolderKeepsRgbAtTheInputSizeNotTheFilesSize) {
 TEST(ImageFolder, GrayFolderStaysGrayAndSubsetKeepsTheShape) {
   const std::string root = TempDir("grayonly");
   for (int i = 0; i < 3; ++i) {
-    WriteImage(root + "/a/" + std::to_string(i) + ".png", *EncodePng(Noise(20, 30, 1, i)));
+    WriteImage(root + "/a/" + std::to_string(i) + ".png",
+               *EncodePng(Noise(20, 30, 1, i)));
     // RGB files of gray content (R = G = B) are gray too.
     WriteImage(root + "/b/" + std::to_string(i) + ".jpg",
                *EncodeJpeg(ToRgb(Noise(30, 20, 1, 9 + i))));
@@ -276,7 +287,8 @@ TEST(ImageFolder, GrayFolderStaysGrayAndSubsetKeepsTheShape) {
 
   ImageFolderOptions bad;
   bad.channels = 2;
-  EXPECT_EQ(LoadImageFolder(root, bad).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LoadImageFolder(root, bad).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ImageFolder, MeasuredPreprocessingHasOneMeanPerChannel) {
@@ -287,7 +299,8 @@ TEST(ImageFolder, MeasuredPreprocessingHasOneMeanPerChannel) {
   ASSERT_EQ(p.mean.size(), 3u);
   for (int c = 0; c < 3; ++c) {
     double sum = 0;
-    for (size_t i = c; i < data->pixels.size(); i += 3) sum += data->pixels[i] / 255.0;
+    for (size_t i = c; i < data->pixels.size(); i += 3)
+      sum += data->pixels[i] / 255.0;
     EXPECT_NEAR(p.mean[c], sum / (data->pixels.size() / 3), 1e-6) << c;
   }
   EXPECT_EQ(p.resize, data->resize);
@@ -323,7 +336,8 @@ TEST(StoredPicture, FolderImagesAreTheUsersFileBoundedOthersTheHeldPixels) {
   fs::remove(root + "/c/big.jpg");
   absl::StatusOr<std::string> gone = StoredPicture(*data, 0, 256);
   EXPECT_FALSE(gone.ok());
-  EXPECT_NE(gone.status().message().find("big.jpg"), std::string::npos) << gone.status();
+  EXPECT_NE(gone.status().message().find("big.jpg"), std::string::npos)
+      << gone.status();
 }
 
 AugmentOptions ColourAugment() {
@@ -392,7 +406,8 @@ TEST(Augment, RandomResizedCropZoomsIntoTheImage) {
   // A horizontal ramp: a zoomed window has a smaller range of values.
   Image ramp = Solid(32, 32, {0});
   for (int y = 0; y < 32; ++y) {
-    for (int x = 0; x < 32; ++x) ramp.pixels[y * 32 + x] = static_cast<uint8_t>(x * 8);
+    for (int x = 0; x < 32; ++x)
+      ramp.pixels[y * 32 + x] = static_cast<uint8_t>(x * 8);
   }
   std::vector<uint8_t> out(ramp.pixels.size());
   Rng rng(5);
@@ -450,13 +465,16 @@ TEST(Augment, BadOptionsNameTheField) {
   EXPECT_TRUE(ValidateAugmentOptions(o).ok());
   EXPECT_TRUE(ValidateAugmentOptions(ColourAugment()).ok());
   o.crop_min_area = 0;
-  EXPECT_NE(ValidateAugmentOptions(o).message().find("crop_min_area"), std::string::npos);
+  EXPECT_NE(ValidateAugmentOptions(o).message().find("crop_min_area"),
+            std::string::npos);
   o = AugmentOptions();
   o.saturation = 1.5f;
-  EXPECT_NE(ValidateAugmentOptions(o).message().find("saturation"), std::string::npos);
+  EXPECT_NE(ValidateAugmentOptions(o).message().find("saturation"),
+            std::string::npos);
   o = AugmentOptions();
   o.max_shift = -1;
-  EXPECT_EQ(ValidateAugmentOptions(o).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateAugmentOptions(o).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

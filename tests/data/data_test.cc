@@ -318,7 +318,8 @@ TEST(Data, PreprocessingA28x28ImageEqualsNormalizePixels) {
   std::mt19937 rng(5);
   for (auto& p : image.pixels) p = static_cast<uint8_t>(rng());
   const InputSpec spec;  // 28x28 gray, format-1 preprocessing
-  const float mean = spec.preprocessing.mean[0], std = spec.preprocessing.std[0];
+  const float mean = spec.preprocessing.mean[0],
+              std = spec.preprocessing.std[0];
   std::vector<float> a(28 * 28), b(28 * 28);
   ASSERT_TRUE(PreprocessImage(image, spec, a.data()).ok());
   NormalizePixels(image.pixels.data(), 28 * 28, spec.preprocessing, b.data());

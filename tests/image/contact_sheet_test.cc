@@ -86,8 +86,8 @@ TEST(ContactSheet, DrawsColourPicturesInColour) {
   photo.channels = 3;
   for (int i = 0; i < 300 * 150; ++i) {
     const bool left = (i % 300) < 150;
-    photo.pixels.insert(photo.pixels.end(),
-                        {uint8_t(left ? 210 : 20), 40, uint8_t(left ? 20 : 230)});
+    photo.pixels.insert(photo.pixels.end(), {uint8_t(left ? 210 : 20), 40,
+                                             uint8_t(left ? 20 : 230)});
   }
   auto png = EncodePng(photo);
   ASSERT_TRUE(png.ok());

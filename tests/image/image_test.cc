@@ -413,10 +413,10 @@ TEST(Image, ConversionsCompositeAlphaOverTheGivenBackground) {
   rgba.pixels = {200, 100, 0, 0, 200, 100, 0, 255, 200, 100, 0, 128};
   const Image white = ToRgb(rgba, Colour{255, 255, 255});
   EXPECT_EQ(white.channels, 3);
-  EXPECT_EQ(white.pixels, (std::vector<uint8_t>{255, 255, 255, 200, 100, 0,
-                                                 (200 * 128 + 255 * 127 + 127) / 255,
-                                                 (100 * 128 + 255 * 127 + 127) / 255,
-                                                 (255 * 127 + 127) / 255}));
+  EXPECT_EQ(white.pixels,
+            (std::vector<uint8_t>{
+                255, 255, 255, 200, 100, 0, (200 * 128 + 255 * 127 + 127) / 255,
+                (100 * 128 + 255 * 127 + 127) / 255, (255 * 127 + 127) / 255}));
   EXPECT_EQ(ToRgb(rgba, Colour{}).pixels, ToRgb(rgba).pixels);
   EXPECT_EQ(ToGrayscale(rgba, Colour{}).pixels, ToGrayscale(rgba).pixels);
   EXPECT_EQ(ToGrayscale(rgba, Colour{255, 255, 255}).pixels,
@@ -428,7 +428,8 @@ TEST(Image, ConversionsCompositeAlphaOverTheGivenBackground) {
 
 TEST(Image, CropClipsToTheImage) {
   Image image = Constant(4, 3, 3, 0);
-  for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<uint8_t>(i);
+  for (size_t i = 0; i < image.pixels.size(); ++i)
+    image.pixels[i] = static_cast<uint8_t>(i);
   const Image mid = Crop(image, 1, 1, 2, 2);
   EXPECT_EQ(mid.width, 2);
   EXPECT_EQ(mid.height, 2);

@@ -52,7 +52,8 @@ int ColourSpread(const Image& image) {
   int spread = 0;
   for (size_t i = 0; i + 2 < image.pixels.size(); i += image.channels) {
     const uint8_t* p = &image.pixels[i];
-    spread = std::max(spread, std::max({p[0], p[1], p[2]}) - std::min({p[0], p[1], p[2]}));
+    spread = std::max(
+        spread, std::max({p[0], p[1], p[2]}) - std::min({p[0], p[1], p[2]}));
   }
   return spread;
 }
@@ -79,7 +80,8 @@ TEST(Format1Bundle, PicturesFitToTheInputsItsTrainerUsedAndFindThemselves) {
     absl::StatusOr<CatalogItem> item = gallery.Get(id);
     ASSERT_TRUE(item.ok()) << item.status();
     const std::string path = kFormat1Dir + "/" + item->source;
-    absl::StatusOr<Image> fitted = FitImage(DecodeFile(path), InputSpecOf(config));
+    absl::StatusOr<Image> fitted =
+        FitImage(DecodeFile(path), InputSpecOf(config));
     ASSERT_TRUE(fitted.ok()) << fitted.status();
     EXPECT_EQ(fitted->pixels, DecodeImage(item->image_png)->pixels) << path;
 
@@ -157,7 +159,8 @@ constexpr ColourClass kClasses[] = {
 
 Image Blob(const ColourClass& c, int seed) {
   std::mt19937 rng(seed);
-  const int w = 40 + static_cast<int>(rng() % 60), h = 40 + static_cast<int>(rng() % 60);
+  const int w = 40 + static_cast<int>(rng() % 60),
+            h = 40 + static_cast<int>(rng() % 60);
   Image image;
   image.width = w;
   image.height = h;
@@ -165,7 +168,8 @@ Image Blob(const ColourClass& c, int seed) {
   image.pixels.assign(static_cast<size_t>(w) * h * 3, 255);
   const int cx = w / 2 + static_cast<int>(rng() % 11) - 5;
   const int cy = h / 2 + static_cast<int>(rng() % 11) - 5;
-  const int rx = 8 + static_cast<int>(rng() % 12), ry = 8 + static_cast<int>(rng() % 12);
+  const int rx = 8 + static_cast<int>(rng() % 12),
+            ry = 8 + static_cast<int>(rng() % 12);
   for (int y = 0; y < h; ++y) {
     for (int x = 0; x < w; ++x) {
       const double dx = double(x - cx) / rx, dy = double(y - cy) / ry;
@@ -186,9 +190,11 @@ std::string MakeColourFolder(const std::string& root) {
     for (int i = 0; i < 12; ++i) {
       const Image blob = Blob(c, 100 * i + c.r);
       const std::string base = absl::StrCat(root, "/", c.name, "/", i);
-      EXPECT_TRUE((i % 2 == 0 ? WriteFileAtomically(base + ".png", *EncodePng(blob))
-                              : WriteFileAtomically(base + ".jpg", *EncodeJpeg(blob, 95)))
-                      .ok());
+      EXPECT_TRUE(
+          (i % 2 == 0
+               ? WriteFileAtomically(base + ".png", *EncodePng(blob))
+               : WriteFileAtomically(base + ".jpg", *EncodeJpeg(blob, 95)))
+              .ok());
     }
   }
   return root;
@@ -221,7 +227,8 @@ TEST(ColourEndToEnd, TrainedColourBundleServesColourQueriesOverGrpc) {
   absl::StatusOr<std::unique_ptr<EmbedSearchServer>> server =
       EmbedSearchServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
-  std::unique_ptr<v1::ImageSearch::Stub> stub = testing::MakeStub((*server)->port());
+  std::unique_ptr<v1::ImageSearch::Stub> stub =
+      testing::MakeStub((*server)->port());
 
   v1::GetInfoResponse info;
   ASSERT_TRUE(stub->GetInfo(testing::MakeContext().get(), {}, &info).ok());
@@ -244,7 +251,8 @@ TEST(ColourEndToEnd, TrainedColourBundleServesColourQueriesOverGrpc) {
       request.set_k(3);
       request.set_include_images(true);
       v1::SearchResponse response;
-      grpc::Status status = stub->Search(testing::MakeContext().get(), request, &response);
+      grpc::Status status =
+          stub->Search(testing::MakeContext().get(), request, &response);
       ASSERT_TRUE(status.ok()) << status.error_message();
       ASSERT_EQ(response.hits_size(), 3);
       correct += response.hits(0).label_name() == c.name;
@@ -252,12 +260,14 @@ TEST(ColourEndToEnd, TrainedColourBundleServesColourQueriesOverGrpc) {
       absl::StatusOr<Image> shown = DecodeImage(hit.image_png());
       ASSERT_TRUE(shown.ok());
       EXPECT_EQ(shown->channels, 3);
-      EXPECT_GT(ColourSpread(*shown), 100) << "hit " << hit.id() << " is not in colour";
+      EXPECT_GT(ColourSpread(*shown), 100)
+          << "hit " << hit.id() << " is not in colour";
 
       v1::GetImageRequest get;
       get.set_id(hit.id());
       v1::GetImageResponse image;
-      ASSERT_TRUE(stub->GetImage(testing::MakeContext().get(), get, &image).ok());
+      ASSERT_TRUE(
+          stub->GetImage(testing::MakeContext().get(), get, &image).ok());
       EXPECT_EQ(image.image_png(), hit.image_png());
       // The user's own file (up to JPEG loss), not a 28x28 input.
       const Image file = DecodeFile(hit.source());
@@ -273,7 +283,8 @@ TEST(ColourEndToEnd, TrainedColourBundleServesColourQueriesOverGrpc) {
   request.set_image(*EncodePng(gray));
   request.set_k(1);
   v1::SearchResponse response;
-  EXPECT_TRUE(stub->Search(testing::MakeContext().get(), request, &response).ok());
+  EXPECT_TRUE(
+      stub->Search(testing::MakeContext().get(), request, &response).ok());
   EXPECT_EQ(response.hits_size(), 1);
 
   // A 1x5000 strip (within the decode limits) is fitted, not refused.

@@ -22,8 +22,8 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string FreshDir(const std::string& name) {
-  const std::string dir =
-      absl::StrCat(::testing::TempDir(), "/colour_trainer_", name, "_", ::getpid());
+  const std::string dir = absl::StrCat(::testing::TempDir(), "/colour_trainer_",
+                                       name, "_", ::getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -33,7 +33,8 @@ std::string FreshDir(const std::string& name) {
 std::string ColourFolder() {
   static const std::string* root = [] {
     auto* dir = new std::string(FreshDir("pictures"));
-    const uint8_t colours[4][3] = {{200, 40, 40}, {40, 180, 40}, {40, 40, 200}, {200, 200, 40}};
+    const uint8_t colours[4][3] = {
+        {200, 40, 40}, {40, 180, 40}, {40, 40, 200}, {200, 200, 40}};
     std::mt19937 rng(4);
     for (int c = 0; c < 4; ++c) {
       const std::string label = absl::StrCat(*dir, "/class", c);
@@ -45,14 +46,15 @@ std::string ColourFolder() {
         image.channels = 3;
         for (int p = 0; p < image.width * image.height; ++p) {
           for (int k = 0; k < 3; ++k) {
-            image.pixels.push_back(static_cast<uint8_t>(
-                std::clamp(colours[c][k] + static_cast<int>(rng() % 81) - 40, 0, 255)));
+            image.pixels.push_back(static_cast<uint8_t>(std::clamp(
+                colours[c][k] + static_cast<int>(rng() % 81) - 40, 0, 255)));
           }
         }
         const std::string base = absl::StrCat(label, "/", i);
-        EXPECT_TRUE((i % 2 ? WriteFileAtomically(base + ".jpg", *EncodeJpeg(image))
-                           : WriteFileAtomically(base + ".png", *EncodePng(image)))
-                        .ok());
+        EXPECT_TRUE(
+            (i % 2 ? WriteFileAtomically(base + ".jpg", *EncodeJpeg(image))
+                   : WriteFileAtomically(base + ".png", *EncodePng(image)))
+                .ok());
       }
     }
     return dir;
@@ -82,9 +84,11 @@ TrainerOptions ColourRun(const std::string& name) {
 }
 
 std::unique_ptr<Encoder> ModelFromCheckpoint(const std::string& work_dir) {
-  absl::StatusOr<Checkpoint> ckpt = Checkpoint::Load(work_dir + "/checkpoint.bin");
+  absl::StatusOr<Checkpoint> ckpt =
+      Checkpoint::Load(work_dir + "/checkpoint.bin");
   EXPECT_TRUE(ckpt.ok()) << ckpt.status();
-  absl::StatusOr<std::unique_ptr<Encoder>> enc = Encoder::FromBytes(*ckpt->Get("model"));
+  absl::StatusOr<std::unique_ptr<Encoder>> enc =
+      Encoder::FromBytes(*ckpt->Get("model"));
   EXPECT_TRUE(enc.ok()) << enc.status();
   return std::move(*enc);
 }
@@ -107,7 +111,8 @@ TEST(ColourTrainer, RgbModelWithColourAugmentationResumesExactly) {
 
   // Another augmentation is another run: resuming it is refused.
   split.augment_jitter = 0.1;
-  EXPECT_EQ(Train(split).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Train(split).status().code(),
+            absl::StatusCode::kFailedPrecondition);
 
   const EncoderConfig& config = wa->config();
   EXPECT_EQ(config.input_channels, 3);
@@ -122,20 +127,23 @@ TEST(ColourTrainer, RgbModelWithColourAugmentationResumesExactly) {
   ASSERT_TRUE(stored.ok());
   const Image file = *DecodeImage(*ReadFile(item->source));
   EXPECT_EQ(stored->channels, 3);
-  EXPECT_EQ(stored->width, file.width);  // the picture itself, not 28x28
+  EXPECT_EQ(stored->width, file.width);    // the picture itself, not 28x28
   EXPECT_EQ(stored->pixels, file.pixels);  // PNG source: lossless
 }
 
 TEST(ColourTrainer, BadAugmentationFlagsAreRefused) {
   TrainerOptions o = ColourRun("bad");
   o.augment_crop_min_area = 0;
-  EXPECT_NE(Train(o).status().message().find("--augment_crop_min_area"), std::string::npos);
+  EXPECT_NE(Train(o).status().message().find("--augment_crop_min_area"),
+            std::string::npos);
   o = ColourRun("bad2");
   o.augment_jitter = 2;
-  EXPECT_NE(Train(o).status().message().find("--augment_jitter"), std::string::npos);
+  EXPECT_NE(Train(o).status().message().find("--augment_jitter"),
+            std::string::npos);
   o = ColourRun("bad3");
   o.max_picture_side = -1;
-  EXPECT_NE(Train(o).status().message().find("--max_picture_side"), std::string::npos);
+  EXPECT_NE(Train(o).status().message().find("--max_picture_side"),
+            std::string::npos);
 }
 
 }  // namespace
