@@ -39,7 +39,7 @@ std::vector<float> EmbedAll(const Encoder& encoder, const Dataset& data,
         pixels[y * w + x] = p[y * w + (mirror ? w - 1 - x : x)];
       }
     }
-    NormalizePixels(pixels.data(), h * w, encoder.config().normalization,
+    NormalizePixels(pixels.data(), h * w, encoder.config().preprocessing,
                     input.data() + i * h * w);
   }
   encoder.Encode(input.data(), static_cast<int>(data.size()), out.data(), threads);

@@ -402,6 +402,7 @@ int RunInfo(Call& c) {
           << ", \"read_only\": " << (info.read_only() ? "true" : "false")
           << ", \"input_height\": "
           << info.input_height() << ", \"input_width\": " << info.input_width()
+          << ", \"input_channels\": " << info.input_channels()
           << ", \"uptime_seconds\": " << JsonNumber(info.uptime_seconds())
           << ", \"stats\": [" << absl::StrJoin(stats, ", ") << "]}\n";
     return kExitOk;
@@ -409,6 +410,7 @@ int RunInfo(Call& c) {
   c.out << "server        " << c.options.server << "\n"
         << "model version " << info.model_version() << "\n"
         << "input         " << info.input_height() << "x" << info.input_width()
+        << (info.input_channels() > 1 ? absl::StrCat("x", info.input_channels()) : "")
         << "\n"
         << "embedding dim " << info.dim() << "\n"
         << "metric        " << info.metric() << "\n"

@@ -38,7 +38,7 @@ std::string MakeBundle() {
   }
   std::vector<float> input(static_cast<size_t>(n) * 28 * 28);
   NormalizePixels(gallery.pixels.data(), static_cast<int>(input.size()),
-                  config.normalization, input.data());
+                  config.preprocessing, input.data());
   std::vector<float> embeddings(static_cast<size_t>(n) * config.embedding_dim);
   (*encoder)->Encode(input.data(), n, embeddings.data());
 

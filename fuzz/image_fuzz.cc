@@ -29,8 +29,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     abort();
   }
   float input[28 * 28];
-  embedsearch::PreprocessImage(*image, 28, 28, embedsearch::Normalization(),
-                               input);
+  if (!embedsearch::PreprocessImage(*image, embedsearch::InputSpec(), input)
+           .ok()) {
+    abort();  // Every decodable image preprocesses.
+  }
   auto png = embedsearch::EncodePng(embedsearch::Resize(*image, 16, 16));
   if (!png.ok()) abort();
   auto back = embedsearch::DecodePng(*png);

@@ -40,6 +40,9 @@ ABSL_FLAG(int64_t, max_image_pixels, 40'000'000,
           "any pixel buffer is allocated.");
 ABSL_FLAG(int, max_image_side, 20'000,
           "Images wider or taller than this are refused.");
+ABSL_FLAG(int, max_picture_side, 256,
+          "AddImages: longest side of the pictures the gallery stores (larger "
+          "ones are shrunk; 0: as given)");
 ABSL_FLAG(std::string, allowed_bundle_roots, "",
           "Comma-separated directories Reload may load bundles from. Empty: "
           "the parent directory of --bundle (or Reload disabled without it).");
@@ -92,6 +95,7 @@ int main(int argc, char** argv) {
   options.service.compute_threads = absl::GetFlag(FLAGS_threads);
   options.service.decode_limits.max_pixels = absl::GetFlag(FLAGS_max_image_pixels);
   options.service.decode_limits.max_side = absl::GetFlag(FLAGS_max_image_side);
+  options.service.max_picture_side = absl::GetFlag(FLAGS_max_picture_side);
   for (absl::string_view root :
        absl::StrSplit(absl::GetFlag(FLAGS_allowed_bundle_roots), ',',
                       absl::SkipWhitespace())) {

@@ -46,6 +46,18 @@ void FillHit(const GalleryHit& from, v1::Hit* to) {
   if (!from.image_png.empty()) to->set_image_png(from.image_png);
 }
 
+// The user's picture as the gallery keeps it: PNG bytes as sent when they
+// fit `max_side`, else re-encoded (and shrunk when larger).
+absl::StatusOr<std::string> PictureToStore(const std::string& bytes,
+                                           const Image& decoded, int max_side) {
+  const bool fits =
+      max_side <= 0 || std::max(decoded.width, decoded.height) <= max_side;
+  if (fits && DetectFormat(bytes) == ImageFormat::kPng) {
+    return bytes;  // Already PNG and known to decode.
+  }
+  return EncodePng(BoundImage(decoded, max_side));
+}
+
 }  // namespace
 
 SearchService::SearchService(ServiceOptions options)
@@ -122,18 +134,18 @@ absl::Status SearchService::PrepareImage(const Bundle& bundle,
                                  " bytes) could not be decoded as PNG, JPEG "
                                  "or binary PGM"));
   }
-  const EncoderConfig& config = bundle.encoder().config();
-  if (config.input_channels != 1) {
+  const InputSpec spec = InputSpecOf(bundle.encoder().config());
+  if (absl::Status s = ValidateInputSpec(spec); !s.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "this model takes ", config.input_channels,
-        "-channel input; the server preprocesses to grayscale only"));
+        "this model's input cannot be made from an image: ", s.message()));
   }
-  const size_t per_image =
-      static_cast<size_t>(config.input_height) * config.input_width;
   const size_t offset = out->size();
-  out->resize(offset + per_image);
-  PreprocessImage(*image, config.input_height, config.input_width,
-                  config.normalization, out->data() + offset);
+  out->resize(offset + static_cast<size_t>(bundle.encoder().input_size()));
+  if (absl::Status s = PreprocessImage(*image, spec, out->data() + offset);
+      !s.ok()) {
+    out->resize(offset);
+    return Annotate(s, what);
+  }
   if (decoded != nullptr) *decoded = *std::move(image);
   return absl::OkStatus();
 }
@@ -368,11 +380,9 @@ absl::StatusOr<v1::AddImagesResponse> SearchService::AddImages(
       CatalogItem& item = items[i];
       item.label_name = in.label_name();
       item.source = in.source();
-      if (DetectFormat(in.image()) == ImageFormat::kPng) {
-        item.image_png = in.image();  // Already PNG and known to decode.
-      } else {
-        ASSIGN_OR_RETURN(item.image_png, EncodePng(decoded));
-      }
+      ASSIGN_OR_RETURN(
+          item.image_png,
+          PictureToStore(in.image(), decoded, options_.max_picture_side));
       RETURN_IF_ERROR(CheckStop(stop, "decoding the images"));
     }
     encoder.Encode(input.data(), n, embeddings.data(), /*threads=*/1);
@@ -469,6 +479,7 @@ absl::StatusOr<v1::GetInfoResponse> SearchService::GetInfo(
   }
   response.set_input_height(static_cast<uint32_t>(config.input_height));
   response.set_input_width(static_cast<uint32_t>(config.input_width));
+  response.set_input_channels(static_cast<uint32_t>(config.input_channels));
   return response;
 }
 

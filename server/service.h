@@ -36,6 +36,10 @@ struct ServiceOptions {
   int max_nprobe = 65536;      // default: larger values are refused
   int max_ef_search = 65536;   // default: larger values are refused
   DecodeLimits decode_limits;  // default: 40 MP, 20000 px per side
+  // AddImages stores each picture as given (PNG bytes kept, others
+  // re-encoded as PNG) unless its longer side exceeds this: then it is
+  // shrunk to it (aspect kept) and re-encoded. 0: always as given.
+  int max_picture_side = 256;  // default: 256 px, as the trainer's export
   // Concurrent CPU-bound requests; 0 = one per hardware thread (default).
   int compute_threads = 0;
   // Reload accepts only bundles inside these directories; empty (default)

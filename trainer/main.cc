@@ -87,6 +87,12 @@ ABSL_FLAG(double, step_gamma, kDefaults.step_gamma, "LR factor of the step sched
 ABSL_FLAG(int, step_every_epochs, kDefaults.step_every_epochs,
           "Step schedule period in epochs (0: drops at 1/2 and 3/4 of the run)");
 ABSL_FLAG(bool, augment, kDefaults.augment, "Random flip + 2 px shift");
+ABSL_FLAG(bool, augment_flip, kDefaults.augment_flip,
+          "With --augment: random left-right flip (turn off for text, logos, flags)");
+ABSL_FLAG(double, augment_crop_min_area, kDefaults.augment_crop_min_area,
+          "With --augment: random resized crop keeping at least this area fraction (1: off)");
+ABSL_FLAG(double, augment_jitter, kDefaults.augment_jitter,
+          "With --augment: brightness/contrast/saturation jitter strength (0: off)");
 ABSL_FLAG(uint64_t, seed, kDefaults.seed, "Seed of init, batches and augmentation");
 ABSL_FLAG(int, threads, kDefaults.threads, "Compute threads (0: all cores)");
 ABSL_FLAG(int, eval_every, kDefaults.eval_every,
@@ -95,6 +101,8 @@ ABSL_FLAG(int, collapse_patience, kDefaults.collapse_patience,
           "Steps at the trivial loss with ~0 spread before the collapse warning");
 ABSL_FLAG(std::string, index_spec, kDefaults.index_spec,
           "FAISS index_factory spec of the exported bundle");
+ABSL_FLAG(int, max_picture_side, kDefaults.max_picture_side,
+          "Image folders: longest side of the pictures the bundle stores (0: full size)");
 ABSL_FLAG(int, log_every, kDefaults.log_every,
           "Plain progress line every N steps when stderr is not a terminal");
 ABSL_FLAG(int64_t, stop_after_steps, 0,
@@ -195,11 +203,15 @@ int main(int argc, char** argv) {
   o.step_gamma = absl::GetFlag(FLAGS_step_gamma);
   o.step_every_epochs = absl::GetFlag(FLAGS_step_every_epochs);
   o.augment = absl::GetFlag(FLAGS_augment);
+  o.augment_flip = absl::GetFlag(FLAGS_augment_flip);
+  o.augment_crop_min_area = absl::GetFlag(FLAGS_augment_crop_min_area);
+  o.augment_jitter = absl::GetFlag(FLAGS_augment_jitter);
   o.seed = absl::GetFlag(FLAGS_seed);
   o.threads = absl::GetFlag(FLAGS_threads);
   o.eval_every = absl::GetFlag(FLAGS_eval_every);
   o.collapse_patience = absl::GetFlag(FLAGS_collapse_patience);
   o.index_spec = absl::GetFlag(FLAGS_index_spec);
+  o.max_picture_side = absl::GetFlag(FLAGS_max_picture_side);
   o.log_every = absl::GetFlag(FLAGS_log_every);
   o.stop_after_steps = absl::GetFlag(FLAGS_stop_after_steps);
   o.quiet = absl::GetFlag(FLAGS_quiet);

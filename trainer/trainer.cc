@@ -27,6 +27,7 @@
 #include "core/nn/optimizer.h"
 #include "core/util/file.h"
 #include "core/util/status_macros.h"
+#include "core/nn/arch_spec.h"
 #include "trainer/checkpoint.h"
 #include "trainer/class_vectors.h"
 #include "trainer/collapse_detector.h"
@@ -84,7 +85,12 @@ std::string Fingerprint(const TrainerOptions& o) {
       o.arch.empty() && o.input.empty()
           ? ""
           : absl::StrCat(" arch=", o.arch, " input=", o.input)) +
-         (o.holdout_classes.empty() ? "" : " holdout=" + o.holdout_classes);
+         (o.holdout_classes.empty() ? "" : " holdout=" + o.holdout_classes) +
+         // Only when set, so checkpoints from before these flags still match.
+         (o.augment_flip && o.augment_crop_min_area == 1 && o.augment_jitter == 0
+              ? ""
+              : absl::StrFormat(" flip=%d crop=%.17g jitter=%.17g", o.augment_flip,
+                                o.augment_crop_min_area, o.augment_jitter));
 }
 
 // The encoder's parameters and, when the run has them (--answers=classes or
@@ -186,24 +192,6 @@ absl::Status ParseRngState(absl::string_view text, Rng* rng) {
   return absl::OkStatus();
 }
 
-// Pixel mean/std of a dataset (for image folders; Fashion-MNIST uses the
-// published values that are the EncoderConfig defaults).
-Normalization MeasureNormalization(const Dataset& d) {
-  double sum = 0, sq = 0;
-  const size_t n = d.pixels.size();
-  for (uint8_t p : d.pixels) {
-    const double v = p / 255.0;
-    sum += v;
-    sq += v * v;
-  }
-  Normalization norm;
-  if (n == 0) return norm;
-  norm.mean = static_cast<float>(sum / n);
-  const double var = sq / n - (sum / n) * (sum / n);
-  norm.std = static_cast<float>(std::sqrt(std::max(var, 1e-6)));
-  return norm;
-}
-
 Dataset FirstN(const Dataset& d, int64_t limit) {
   if (limit <= 0 || static_cast<size_t>(limit) >= d.size()) return d;
   std::vector<size_t> idx(limit);
@@ -260,21 +248,22 @@ std::string EpochRecordJson(const EpochRecord& r, const TrainerOptions& o) {
 }
 
 void NormalizeImages(const Dataset& dataset, size_t begin, size_t n,
-                     const Normalization& norm, float* out) {
-  const int pixels = dataset.height * dataset.width;
-  NormalizePixels(dataset.image(begin), static_cast<int>(n * pixels), norm, out);
+                     const Preprocessing& preprocessing, float* out) {
+  InputSpec spec = dataset.FittedSpec();
+  spec.preprocessing = preprocessing;
+  NormalizeInputs(dataset.image(begin), n, spec, out);
 }
 
 std::vector<float> EncodeDataset(const Encoder& encoder, const Dataset& dataset,
                                  int threads) {
   const int dim = encoder.dim();
-  const size_t pixels = static_cast<size_t>(dataset.height) * dataset.width;
+  const size_t pixels = dataset.image_bytes();
   std::vector<float> out(dataset.size() * dim);
   constexpr size_t kChunk = 512;  // bounds the float input buffer (1.6 MB)
   std::vector<float> input(kChunk * pixels);
   for (size_t b = 0; b < dataset.size(); b += kChunk) {
     const size_t n = std::min(kChunk, dataset.size() - b);
-    NormalizeImages(dataset, b, n, encoder.config().normalization, input.data());
+    NormalizeImages(dataset, b, n, encoder.config().preprocessing, input.data());
     encoder.Encode(input.data(), static_cast<int>(n), out.data() + b * dim,
                    threads);
   }
@@ -291,7 +280,18 @@ absl::StatusOr<TrainingData> LoadTrainingData(const TrainerOptions& o) {
     data.gallery_is_train = true;
     return data;
   }
-  ASSIGN_OR_RETURN(Dataset all, LoadImageFolder(o.data));
+  ImageFolderOptions folder;
+  if (!o.input.empty()) {  // else 28x28, gray or RGB as the pictures are
+    absl::StatusOr<TensorShape> shape = ParseInputShape(o.input);
+    if (!shape.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--input: ", shape.status().message()));
+    }
+    folder.height = shape->height;
+    folder.width = shape->width;
+    folder.channels = shape->channels;
+  }
+  ASSIGN_OR_RETURN(Dataset all, LoadImageFolder(o.data, folder));
   if (all.size() == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("--data: no images in ", o.data));
@@ -341,10 +341,15 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   const Dataset& train = data.train;
   const Dataset& test = data.test;
   if (test.size() == 0) return absl::InvalidArgumentError("no test images");
+  say(absl::StrFormat("data: %dx%dx%d images held at the input size, %.1f MB",
+                      train.height, train.width, train.channels,
+                      (train.MemoryBytes() + test.MemoryBytes() + data.gallery.MemoryBytes()) /
+                          1048576.0));
 
   EncoderConfig config;
   config.input_height = train.height;
   config.input_width = train.width;
+  config.input_channels = train.channels;
   config.embedding_dim = o.dim;
   config.batch_norm = o.batch_norm;
   config.hidden = o.hidden;
@@ -352,7 +357,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   config.dropout = static_cast<float>(o.dropout);
   config.l2_normalize = true;
   RETURN_IF_ERROR(ApplyArchOptions(o, &config));
-  if (!data.gallery_is_train) config.normalization = MeasureNormalization(train);
+  if (!data.gallery_is_train) config.preprocessing = MeasuredPreprocessing(train);
   ASSIGN_OR_RETURN(std::unique_ptr<Encoder> encoder, Encoder::Create(config, o.seed));
   encoder->set_threads(o.threads);
   // Only with --answers=classes or --class_weight; then trained and
@@ -489,7 +494,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   CollapseDetector collapse({.patience = o.collapse_patience});
   const int dim = o.dim;
   const int batch = o.classes_per_batch * o.images_per_class;
-  const size_t pixels = static_cast<size_t>(train.height) * train.width;
+  const size_t pixels = train.image_bytes();
   std::vector<uint8_t> batch_pixels(batch * pixels);
   std::vector<float> batch_input(batch * pixels);
   std::vector<float> embeddings(batch * dim);
@@ -544,7 +549,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
     return r;
   };
 
-  AugmentOptions aug;  // flip + 2 px shift
+  const AugmentOptions aug = AugmentOptionsOf(o);
 
   auto evaluate = [&](EpochRecord* rec, std::vector<float>* gallery_emb,
                       std::vector<float>* query_emb) -> absl::Status {
@@ -618,10 +623,10 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
       }
       if (o.augment) {
         AugmentBatch(batch_pixels.data(), batch, train.height, train.width, aug,
-                     &aug_rng);
+                     &aug_rng, train.channels);
       }
-      NormalizePixels(batch_pixels.data(), static_cast<int>(batch * pixels),
-                      encoder->config().normalization, batch_input.data());
+      NormalizeInputs(batch_pixels.data(), batch, InputSpecOf(encoder->config()),
+                      batch_input.data());
       encoder->ZeroGrad();
       encoder->SeedDropout(o.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(global_step));
       encoder->Forward(batch_input.data(), batch, embeddings.data(), true);
@@ -711,6 +716,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
     }
     BundleWriteOptions bw;
     bw.index_spec = o.index_spec;
+    bw.max_picture_side = o.max_picture_side;
     bw.metric = "l2";
     bw.trainer_command = o.command_line;
     if (held_out.split.active())

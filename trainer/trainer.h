@@ -71,7 +71,7 @@ absl::StatusOr<TrainingData> LoadTrainingData(const TrainerOptions& options);
 
 // n images of `dataset` starting at `begin`, normalized, into `out`.
 void NormalizeImages(const Dataset& dataset, size_t begin, size_t n,
-                     const Normalization& norm, float* out);
+                     const Preprocessing& preprocessing, float* out);
 // Embeddings (size() * dim floats) of every image of `dataset`.
 std::vector<float> EncodeDataset(const Encoder& encoder, const Dataset& dataset,
                                  int threads);

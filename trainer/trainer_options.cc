@@ -87,6 +87,14 @@ double EffectiveMargin(const TrainerOptions& o) {
   return o.margin < 0 ? DefaultMargin(o.loss) : o.margin;
 }
 
+AugmentOptions AugmentOptionsOf(const TrainerOptions& o) {
+  AugmentOptions aug;  // flip + 2 px shift
+  aug.horizontal_flip = o.augment_flip;
+  aug.crop_min_area = static_cast<float>(o.augment_crop_min_area);
+  aug.brightness = aug.contrast = aug.saturation = static_cast<float>(o.augment_jitter);
+  return aug;
+}
+
 absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
   auto bad = [](absl::string_view flag, absl::string_view what) {
     return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", what));
@@ -155,6 +163,13 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o) {
   if (o.eval_every < 0) return bad("eval_every", "must be >= 0 (0 = only at the end)");
   if (o.collapse_patience < 1) return bad("collapse_patience", "must be >= 1");
   if (o.index_spec.empty()) return bad("index_spec", "must be a FAISS index_factory string");
+  if (o.max_picture_side < 0) return bad("max_picture_side", "must be >= 0 (0: full size)");
+  if (!(o.augment_crop_min_area > 0 && o.augment_crop_min_area <= 1)) {
+    return bad("augment_crop_min_area", "must be in (0, 1] (1: no crop)");
+  }
+  if (!(o.augment_jitter >= 0 && o.augment_jitter <= 1)) {
+    return bad("augment_jitter", "must be in [0, 1] (0: off)");
+  }
   if (o.log_every < 1) return bad("log_every", "must be >= 1");
   return absl::OkStatus();
 }

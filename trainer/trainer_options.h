@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/data/augment.h"
 #include "core/loss/embedding_loss.h"
 
 namespace embedsearch {
@@ -97,6 +98,14 @@ struct TrainerOptions {
   double step_gamma = 0.1;    // default 0.1: step schedule multiplier ...
   int step_every_epochs = 0;  // ... every N epochs (0: at 1/2 and 3/4)
   bool augment = true;        // default on: flip + 2 px shift
+  // With augment: mirror left-right (off for data that is not
+  // mirror-symmetric: text, logos, flags).
+  bool augment_flip = true;          // default on
+  // With augment: random resized crop keeping at least this fraction of
+  // the area (1: off) and brightness/contrast/saturation jitter of this
+  // strength (0: off); see core/data/augment.h.
+  double augment_crop_min_area = 1;  // default 1 (off)
+  double augment_jitter = 0;         // default 0 (off)
 
   uint64_t seed = 1;        // default 1
   int threads = 2;          // default 2 (this machine's cores)
@@ -105,6 +114,9 @@ struct TrainerOptions {
   // ~zero embedding spread before the warning.
   int collapse_patience = 100;  // default 100
   std::string index_spec = "HNSW32";  // default: the bundle's index
+  // Image folders: the bundle stores each file as a PNG whose longer side
+  // is at most this (0: full size); Fashion-MNIST stores its 28x28 images.
+  int max_picture_side = 256;         // default 256 px
   std::string command_line;           // recorded in the bundle manifest
   bool progress_tty = false;          // default: plain lines (main passes
                                       // isatty(stderr))
@@ -114,6 +126,10 @@ struct TrainerOptions {
   int64_t stop_after_steps = 0;       // default 0
   bool quiet = false;                 // default off: no progress output
 };
+
+// The augmentation of a run (options.augment on): Fashion-MNIST's flip +
+// 2 px shift, with the flip, crop and jitter flags applied.
+AugmentOptions AugmentOptionsOf(const TrainerOptions& options);
 
 // The margin each loss uses unless --margin is given, tuned for unit-norm
 // embeddings (distances in [0, 2]): triplet 0.2, cosine 0.7 (a cosine

@@ -15,18 +15,42 @@ Image Dataset::GetImage(size_t i) const {
   Image out;
   out.width = width;
   out.height = height;
-  out.channels = 1;
-  const size_t n = static_cast<size_t>(height) * width;
-  out.pixels.assign(image(i), image(i) + n);
+  out.channels = channels;
+  out.pixels.assign(image(i), image(i) + image_bytes());
   return out;
+}
+
+size_t Dataset::MemoryBytes() const {
+  size_t bytes =
+      pixels.capacity() + labels.capacity() * sizeof(int32_t) +
+      (sources.capacity() + label_names.capacity()) * sizeof(std::string);
+  for (const std::string& s : sources)
+    bytes += s.capacity() > 15 ? s.capacity() + 1 : 0;
+  for (const std::string& s : label_names)
+    bytes += s.capacity() > 15 ? s.capacity() + 1 : 0;
+  return bytes;
+}
+
+InputSpec Dataset::FittedSpec() const {
+  InputSpec spec;
+  spec.height = height;
+  spec.width = width;
+  spec.channels = channels;
+  spec.preprocessing.resize = resize;
+  spec.preprocessing.background = background;
+  return spec;
 }
 
 Dataset Dataset::Subset(const std::vector<size_t>& indices) const {
   Dataset out;
   out.height = height;
   out.width = width;
+  out.channels = channels;
+  out.resize = resize;
+  out.background = background;
+  out.sources_are_files = sources_are_files;
   out.label_names = label_names;
-  const size_t n = static_cast<size_t>(height) * width;
+  const size_t n = image_bytes();
   out.pixels.reserve(indices.size() * n);
   out.labels.reserve(indices.size());
   out.sources.reserve(indices.size());
@@ -56,6 +80,16 @@ Dataset Dataset::FirstPerLabel(size_t n) const {
     }
   }
   return Subset(indices);
+}
+
+Preprocessing MeasuredPreprocessing(const Dataset& train) {
+  Preprocessing p;
+  p.resize = train.resize;
+  p.background = train.background;
+  MeasureChannelStats(train.pixels.data(), train.size(),
+                      static_cast<size_t>(train.height) * train.width,
+                      train.channels, &p);
+  return p;
 }
 
 const std::vector<std::string>& FashionMnistLabelNames() {

@@ -26,6 +26,64 @@ bool IsHidden(const fs::path& path) {
   return !name.empty() && name[0] == '.';
 }
 
+bool HasColour(const Image& rgb) {
+  for (size_t i = 0; i + 2 < rgb.pixels.size(); i += 3) {
+    const int r = rgb.pixels[i], g = rgb.pixels[i + 1], b = rgb.pixels[i + 2];
+    const int spread = std::max({r, g, b}) - std::min({r, g, b});
+    if (spread > ImageFolderOptions::kColourTolerance) return true;
+  }
+  return false;
+}
+
+// Fitted pixels as they are loaded. With channels = 0 both an RGB and a
+// gray copy are kept (the gray one a third of the size) until the first
+// colour image settles the question, so no file is decoded twice.
+class FittedPixels {
+ public:
+  explicit FittedPixels(const ImageFolderOptions& options)
+      : channels_(options.channels) {
+    spec_.height = options.height;
+    spec_.width = options.width;
+    spec_.preprocessing.resize = options.resize;
+    spec_.preprocessing.background = options.background;
+  }
+
+  absl::Status Add(const Image& decoded) {
+    if (channels_ != 1) {
+      ASSIGN_OR_RETURN(Image rgb, Fit(decoded, 3));
+      rgb_.insert(rgb_.end(), rgb.pixels.begin(), rgb.pixels.end());
+      if (channels_ == 0 && HasColour(rgb)) {
+        channels_ = 3;
+        std::vector<uint8_t>().swap(gray_);
+      }
+    }
+    if (channels_ != 3) {
+      ASSIGN_OR_RETURN(Image gray, Fit(decoded, 1));
+      gray_.insert(gray_.end(), gray.pixels.begin(), gray.pixels.end());
+    }
+    return absl::OkStatus();
+  }
+
+  // Moves the pixels into `data` and sets its shape.
+  void MoveTo(Dataset* data) {
+    data->channels = channels_ == 3 ? 3 : 1;
+    data->pixels = channels_ == 3 ? std::move(rgb_) : std::move(gray_);
+    data->pixels.shrink_to_fit();
+    rgb_.clear();
+    gray_.clear();
+  }
+
+ private:
+  absl::StatusOr<Image> Fit(const Image& decoded, int channels) {
+    spec_.channels = channels;
+    return FitImage(decoded, spec_);
+  }
+
+  int channels_;  // 0 while undecided
+  InputSpec spec_;
+  std::vector<uint8_t> rgb_, gray_;
+};
+
 }  // namespace
 
 absl::StatusOr<Dataset> LoadImageFolder(const std::string& root,
@@ -34,6 +92,11 @@ absl::StatusOr<Dataset> LoadImageFolder(const std::string& root,
     return absl::InvalidArgumentError(
         absl::StrCat("LoadImageFolder: bad target size ", options.width, "x",
                      options.height));
+  }
+  if (options.channels != 0 && options.channels != 1 && options.channels != 3) {
+    return absl::InvalidArgumentError(absl::StrCat("LoadImageFolder: channels ",
+                                                   options.channels,
+                                                   " (want 0 = auto, 1 or 3)"));
   }
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
@@ -58,7 +121,10 @@ absl::StatusOr<Dataset> LoadImageFolder(const std::string& root,
   Dataset data;
   data.height = options.height;
   data.width = options.width;
-  const size_t n = static_cast<size_t>(options.height) * options.width;
+  data.resize = options.resize;
+  data.background = options.background;
+  data.sources_are_files = true;
+  FittedPixels fitted(options);
   for (const fs::path& dir : label_dirs) {
     const int32_t label = static_cast<int32_t>(data.label_names.size());
     data.label_names.push_back(dir.filename().string());
@@ -81,18 +147,36 @@ absl::StatusOr<Dataset> LoadImageFolder(const std::string& root,
         return absl::InvalidArgumentError(
             absl::StrCat(path, ": ", decoded.status().message()));
       }
-      Image gray = Resize(ToGrayscale(*decoded), options.width, options.height);
-      data.pixels.insert(data.pixels.end(), gray.pixels.begin(),
-                         gray.pixels.begin() + n);
+      if (absl::Status s = fitted.Add(*decoded); !s.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": ", s.message()));
+      }
       data.labels.push_back(label);
       data.sources.push_back(path);
     }
   }
+  fitted.MoveTo(&data);
   if (data.labels.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "LoadImageFolder: no .png/.jpg/.jpeg/.pgm files under ", root));
   }
   return data;
+}
+
+absl::StatusOr<std::string> StoredPicture(const Dataset& data, size_t i,
+                                          int max_side,
+                                          const DecodeLimits& limits) {
+  if (!data.sources_are_files || i >= data.sources.size()) {
+    return EncodePng(data.GetImage(i));
+  }
+  const std::string& path = data.sources[i];
+  ASSIGN_OR_RETURN(std::string bytes, ReadFile(path, size_t{256} << 20));
+  absl::StatusOr<Image> decoded = DecodeImage(bytes, limits);
+  if (!decoded.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": ", decoded.status().message()));
+  }
+  return EncodePng(BoundImage(*decoded, max_side));
 }
 
 }  // namespace embedsearch

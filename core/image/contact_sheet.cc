@@ -13,10 +13,6 @@
 namespace embedsearch {
 namespace {
 
-struct Rgb {
-  uint8_t r, g, b;
-};
-
 constexpr Rgb kBackground = {32, 33, 38};  // Sheet and caption strips.
 constexpr Rgb kImageArea = {0, 0, 0};      // Matches the datasets' black.
 constexpr Rgb kText = {225, 225, 225};

@@ -116,6 +116,63 @@ Image ToGrayscale(const Image& image) {
   return out;
 }
 
+Image ToGrayscale(const Image& image, Rgb background) {
+  if (image.channels != 4 || background == Rgb{}) return ToGrayscale(image);
+  return ToGrayscale(ToRgb(image, background));
+}
+
+Image ToRgb(const Image& image, Rgb background) {
+  if (image.channels != 4 || background == Rgb{}) return ToRgb(image);
+  Image out;
+  out.width = image.width;
+  out.height = image.height;
+  out.channels = 3;
+  const size_t n = static_cast<size_t>(image.width) * image.height;
+  out.pixels.resize(n * 3);
+  const uint8_t bg[3] = {background.r, background.g, background.b};
+  const uint8_t* src = image.pixels.data();
+  uint8_t* dst = out.pixels.data();
+  for (size_t i = 0; i < n; ++i, src += 4, dst += 3) {
+    const uint32_t a = src[3];
+    for (int k = 0; k < 3; ++k) {
+      dst[k] =
+          static_cast<uint8_t>((src[k] * a + bg[k] * (255u - a) + 127u) / 255u);
+    }
+  }
+  return out;
+}
+
+Image Crop(const Image& image, int x, int y, int width, int height) {
+  const int x0 = std::clamp(x, 0, image.width);
+  const int y0 = std::clamp(y, 0, image.height);
+  const int x1 = std::clamp(x + std::max(width, 0), x0, image.width);
+  const int y1 = std::clamp(y + std::max(height, 0), y0, image.height);
+  Image out;
+  out.width = x1 - x0;
+  out.height = y1 - y0;
+  out.channels = image.channels;
+  const size_t row = static_cast<size_t>(out.width) * image.channels;
+  out.pixels.resize(row * out.height);
+  for (int r = 0; r < out.height; ++r) {
+    const uint8_t* src =
+        image.pixels.data() +
+        (static_cast<size_t>(y0 + r) * image.width + x0) * image.channels;
+    std::memcpy(out.pixels.data() + r * row, src, row);
+  }
+  return out;
+}
+
+Image BoundImage(const Image& image, int max_side) {
+  const int longer = std::max(image.width, image.height);
+  if (max_side <= 0 || longer <= max_side) return image;
+  const double scale = static_cast<double>(max_side) / longer;
+  const int w =
+      std::clamp(static_cast<int>(image.width * scale + 0.5), 1, max_side);
+  const int h =
+      std::clamp(static_cast<int>(image.height * scale + 0.5), 1, max_side);
+  return ResizeArea(image, w, h);
+}
+
 Image ToRgb(const Image& image) {
   if (image.channels == 3) return image;
   Image out;

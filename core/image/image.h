@@ -28,6 +28,17 @@ struct Image {
   }
 };
 
+// An opaque colour: alpha is composited over it, padding is filled with it.
+struct Rgb {
+  uint8_t r = 0;
+  uint8_t g = 0;
+  uint8_t b = 0;
+};
+inline bool operator==(Rgb a, Rgb b) {
+  return a.r == b.r && a.g == b.g && a.b == b.b;
+}
+inline bool operator!=(Rgb a, Rgb b) { return !(a == b); }
+
 struct DecodeLimits {
   // Refuse images with more pixels than this (decompression bombs).
   int64_t max_pixels = 40'000'000;  // default: 40 MP
@@ -69,6 +80,22 @@ Image ToGrayscale(const Image& image);
 // Gray to RGB by replication (for contact sheets); RGBA is composited over
 // black like ToGrayscale. RGB input is returned as is.
 Image ToRgb(const Image& image);
+
+// The same over `background` instead of black: RGBA is composited, then
+// luma taken (the background's luma for fully transparent pixels). With a
+// black background it equals ToGrayscale(image) bit for bit.
+Image ToGrayscale(const Image& image, Rgb background);
+// The same over `background` instead of black.
+Image ToRgb(const Image& image, Rgb background);
+
+// The rectangle [x, x + width) x [y, y + height), clipped to the image (an
+// empty intersection gives an empty image). Channels are kept.
+Image Crop(const Image& image, int x, int y, int width, int height);
+
+// Shrinks (area averaging) so that the longer side is at most `max_side`,
+// keeping the aspect ratio (each side at least 1 px); smaller images and
+// max_side <= 0 return a copy. Channels are kept.
+Image BoundImage(const Image& image, int max_side);
 
 // Resampling; the result has the input's channel count. Each axis is
 // handled on its own: area averaging where it shrinks (no aliasing),

@@ -28,6 +28,7 @@ constexpr char kManifestFile[] = "manifest.pb";
 constexpr char kManifestText[] = "manifest.txt";
 constexpr char kModelFile[] = "model.pb";
 constexpr int64_t kInsertBatch = 2000;
+constexpr size_t kInsertBatchBytes = size_t{64} << 20;
 
 std::string Join(const std::string& dir, const char* name) {
   return absl::StrCat(dir, "/", name);
@@ -76,11 +77,13 @@ absl::Status WriteContents(const std::string& tmp, const Encoder& encoder,
     ASSIGN_OR_RETURN(std::unique_ptr<Catalog> catalog,
                      Catalog::Open(Join(tmp, kCatalogFile), dim));
     RETURN_IF_ERROR(catalog->DefineLabels(gallery.label_names));
-    for (int64_t begin = 0; begin < n; begin += kInsertBatch) {
-      int64_t end = std::min(n, begin + kInsertBatch);
+    for (int64_t begin = 0, end = 0; begin < n; begin = end) {
       std::vector<CatalogItem> items;
-      items.reserve(end - begin);
-      for (int64_t i = begin; i < end; ++i) {
+      size_t picture_bytes = 0;  // bounds memory when pictures are large
+      for (end = begin; end < n && end - begin < kInsertBatch &&
+                        picture_bytes < kInsertBatchBytes;
+           ++end) {
+        const int64_t i = end;
         CatalogItem item;
         item.id = i + 1;
         item.label = gallery.labels[i];
@@ -95,7 +98,9 @@ absl::Status WriteContents(const std::string& tmp, const Encoder& encoder,
           item.source = gallery.sources[i];
         }
         ASSIGN_OR_RETURN(item.image_png,
-                         EncodePng(gallery.GetImage(static_cast<size_t>(i))));
+                         StoredPicture(gallery, static_cast<size_t>(i),
+                                       options.max_picture_side));
+        picture_bytes += item.image_png.size();
         item.embedding.assign(embeddings + i * dim, embeddings + (i + 1) * dim);
         item.model_version = model_version;
         items.push_back(std::move(item));

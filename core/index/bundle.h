@@ -41,12 +41,18 @@ struct BundleWriteOptions {
   std::string trainer_command;        // recorded in the manifest
   // The trainer's held-out classes; default empty: not recorded.
   embedsearch::v1::ClassSplit class_split;
+  // Stored pictures (GetImage, include_images, contact sheets) of galleries
+  // read from files are the files themselves, re-encoded as PNG with their
+  // longer side shrunk to at most this (0: full size).
+  int max_picture_side = 256;  // default: 256 px
 };
 
 // `embeddings` holds gallery.size() * encoder.dim() floats, computed by
 // `encoder` on `gallery`'s images. Gallery labels keep their numbers
 // (label i is named gallery.label_names[i]); ids are 1..size() in dataset
-// order; images are stored as PNG. FailedPrecondition if `dir` exists and
+// order; images are stored as PNG (StoredPicture in core/data/dataset.h:
+// the user's own file, bounded by options.max_picture_side, for image
+// folders; the held pixels otherwise). FailedPrecondition if `dir` exists and
 // is neither empty nor a bundle (it is never deleted then).
 absl::Status WriteBundle(const std::string& dir, const Encoder& encoder,
                          const Dataset& gallery, const float* embeddings,

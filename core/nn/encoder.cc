@@ -11,6 +11,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "core/nn/encoder_impl.h"
 #include "core/nn/parallel.h"
 #include "core/nn/tensor.h"
@@ -41,9 +43,9 @@ absl::Status ValidateInput(const EncoderConfig& c) {
   if (c.input_channels < 1 || c.input_channels > 64) {
     return Bad("input_channels ", c.input_channels, " must be within 1..64");
   }
-  if (!(c.normalization.std > 0.0f) || !std::isfinite(c.normalization.std) ||
-      !std::isfinite(c.normalization.mean)) {
-    return Bad("normalization std must be positive and finite");
+  if (absl::Status s = ValidatePreprocessing(c.preprocessing, c.input_channels);
+      !s.ok()) {
+    return Bad(s.message());
   }
   return absl::OkStatus();
 }
@@ -146,12 +148,21 @@ std::string ArchitectureDifference(const EncoderConfig& stored,
     return absl::StrCat("embedding_dim: stored ", stored.embedding_dim,
                         ", now ", now.embedding_dim);
   }
-  if (stored.normalization.mean != now.normalization.mean ||
-      stored.normalization.std != now.normalization.std) {
+  const Preprocessing &sp = stored.preprocessing, &np = now.preprocessing;
+  if (sp.mean != np.mean || sp.std != np.std) {
     return absl::StrCat("input normalization: stored mean ",
-                        stored.normalization.mean, " std ",
-                        stored.normalization.std, ", now mean ",
-                        now.normalization.mean, " std ", now.normalization.std);
+                        absl::StrJoin(sp.mean, "/"), " std ",
+                        absl::StrJoin(sp.std, "/"), ", now mean ",
+                        absl::StrJoin(np.mean, "/"), " std ",
+                        absl::StrJoin(np.std, "/"));
+  }
+  auto describe = [](const Preprocessing& p) {
+    return absl::StrFormat("%s on #%02x%02x%02x", ResizePolicyName(p.resize),
+                           p.background.r, p.background.g, p.background.b);
+  };
+  if (sp.resize != np.resize || sp.background != np.background) {
+    return absl::StrCat("input preprocessing: stored ", describe(sp),
+                        ", now ", describe(np));
   }
   return "";
 }

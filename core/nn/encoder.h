@@ -49,10 +49,18 @@ struct EncoderConfig {
   int embedding_dim = 64;                // default: 64
   bool l2_normalize = true;              // default: on (unit-norm embeddings)
   float dropout = 0.0f;                  // default: off
-  Normalization normalization;           // applied by the preprocessing
+  // How images become input (resize, background, per-channel mean/std);
+  // the shape is input_height/width/channels above. default: format-1
+  // models' (stretch, black, Fashion-MNIST's gray mean/std).
+  Preprocessing preprocessing;
   // Default empty: the legacy layout above. Otherwise the model's layers.
   std::vector<LayerSpec> layers;
 };
+
+// The config's input as core/data's InputSpec (for PreprocessImage).
+inline InputSpec InputSpecOf(const EncoderConfig& c) {
+  return {c.input_height, c.input_width, c.input_channels, c.preprocessing};
+}
 
 // The layer list a config describes: `layers`, or the legacy layout spelled
 // out (conv<i>, bn<i>, fc1, fc2 names). Meaningful for a valid config.

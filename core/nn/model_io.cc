@@ -19,12 +19,33 @@ namespace {
 constexpr uint32_t kLegacyFormatVersion = 1;
 constexpr uint32_t kLayerListFormatVersion = 2;
 
+// What a format-1 model could say about its input: stretch, black, one
+// gray mean and std.
+bool IsFormat1Preprocessing(const Preprocessing& p) {
+  return p.resize == ResizePolicy::kStretch && p.background == Rgb{} &&
+         p.mean.size() == 1 && p.std.size() == 1;
+}
+
+// Format 2 for anything a format-1 reader would misread: a layer list, or a
+// preprocessing it would ignore (it would feed the model wrong inputs).
 uint32_t FormatOf(const EncoderConfig& c) {
-  return c.layers.empty() ? kLegacyFormatVersion : kLayerListFormatVersion;
+  return c.layers.empty() && IsFormat1Preprocessing(c.preprocessing)
+             ? kLegacyFormatVersion
+             : kLayerListFormatVersion;
+}
+
+uint32_t BackgroundToRgb24(Rgb c) {
+  return (uint32_t{c.r} << 16) | (uint32_t{c.g} << 8) | c.b;
+}
+
+Rgb BackgroundFromRgb24(uint32_t v) {
+  return {static_cast<uint8_t>(v >> 16), static_cast<uint8_t>(v >> 8),
+          static_cast<uint8_t>(v)};
 }
 
 // FNV-1a 64 over 64-bit words (8x fewer multiplies than bytewise on the
 // weights) with a final avalanche so every hex digit of the id mixes.
+
 class Hasher {
  public:
   void Word(uint64_t w) {
@@ -61,6 +82,20 @@ class Hasher {
   uint64_t h_ = 0xCBF29CE484222325ull;
 };
 
+// Format-1 models hashed one mean and std; a config that format 1 could
+// express hashes exactly that, so their stored versions still verify.
+void HashPreprocessing(const Preprocessing& p, Hasher* h) {
+  h->Float(p.mean[0]);
+  h->Float(p.std[0]);
+  if (IsFormat1Preprocessing(p)) return;
+  h->Int(static_cast<int>(p.resize));
+  h->Int(BackgroundToRgb24(p.background));
+  h->Int(static_cast<int64_t>(p.mean.size()));
+  for (float v : p.mean) h->Float(v);
+  h->Int(static_cast<int64_t>(p.std.size()));
+  for (float v : p.std) h->Float(v);
+}
+
 std::string VersionOf(const EncoderConfig& c,
                       const std::vector<std::unique_ptr<Parameter>>& params) {
   Hasher h;
@@ -75,8 +110,7 @@ std::string VersionOf(const EncoderConfig& c,
   h.Int(c.embedding_dim);
   h.Int(c.l2_normalize);
   h.Float(c.dropout);
-  h.Float(c.normalization.mean);
-  h.Float(c.normalization.std);
+  HashPreprocessing(c.preprocessing, &h);
   for (const LayerSpec& l : c.layers) {  // none in format 1: its ids stay
     h.Int(static_cast<int>(l.kind));
     h.Bytes(l.name.data(), l.name.size());
@@ -108,8 +142,15 @@ v1::EncoderConfigProto EncoderConfigToProto(const EncoderConfig& c) {
   p.set_embedding_dim(c.embedding_dim);
   p.set_l2_normalize(c.l2_normalize);
   p.set_dropout(c.dropout);
-  p.set_input_mean(c.normalization.mean);
-  p.set_input_std(c.normalization.std);
+  const Preprocessing& pre = c.preprocessing;
+  p.set_input_mean(pre.mean.empty() ? 0.0f : pre.mean[0]);
+  p.set_input_std(pre.std.empty() ? 0.0f : pre.std[0]);
+  p.set_input_resize(static_cast<v1::InputResize>(pre.resize));
+  p.set_background_rgb(BackgroundToRgb24(pre.background));
+  if (pre.mean.size() > 1 || pre.std.size() > 1) {
+    p.mutable_channel_mean()->Add(pre.mean.begin(), pre.mean.end());
+    p.mutable_channel_std()->Add(pre.std.begin(), pre.std.end());
+  }
   for (const LayerSpec& l : c.layers) {
     v1::LayerProto* out = p.add_layers();
     out->set_kind(static_cast<v1::LayerProto::Kind>(static_cast<int>(l.kind)));
@@ -139,8 +180,16 @@ EncoderConfig EncoderConfigFromProto(const v1::EncoderConfigProto& p) {
   c.embedding_dim = to_int(p.embedding_dim());
   c.l2_normalize = p.l2_normalize();
   c.dropout = p.dropout();
-  c.normalization.mean = p.input_mean();
-  c.normalization.std = p.input_std();
+  Preprocessing& pre = c.preprocessing;
+  pre.resize = static_cast<ResizePolicy>(p.input_resize());
+  pre.background = BackgroundFromRgb24(p.background_rgb());
+  if (p.channel_mean_size() > 0 || p.channel_std_size() > 0) {
+    pre.mean.assign(p.channel_mean().begin(), p.channel_mean().end());
+    pre.std.assign(p.channel_std().begin(), p.channel_std().end());
+  } else {  // format-1 models: one gray mean and std
+    pre.mean = {p.input_mean()};
+    pre.std = {p.input_std()};
+  }
   for (const v1::LayerProto& in : p.layers()) {
     LayerSpec l;
     // An unknown kind (a newer build's) stays out of range and fails

@@ -138,7 +138,7 @@ class ClientServerTest : public ::testing::Test {
     const int pixels = gallery.height * gallery.width;
     std::vector<float> input(gallery.size() * pixels);
     NormalizePixels(gallery.pixels.data(), static_cast<int>(input.size()),
-                    (*encoder)->config().normalization, input.data());
+                    (*encoder)->config().preprocessing, input.data());
     std::vector<float> embeddings(gallery.size() * (*encoder)->dim());
     (*encoder)->Encode(input.data(), static_cast<int>(gallery.size()),
                        embeddings.data(), 1);

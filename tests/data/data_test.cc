@@ -190,8 +190,8 @@ TEST(Data, RealFashionMnistHasTheDocumentedCounts) {
   }
   const double mean = sum / train->pixels.size();
   const double std = std::sqrt(sum_sq / train->pixels.size() - mean * mean);
-  EXPECT_NEAR(mean, Normalization().mean, 5e-4);
-  EXPECT_NEAR(std, Normalization().std, 5e-4);
+  EXPECT_NEAR(mean, Preprocessing().mean[0], 5e-4);
+  EXPECT_NEAR(std, Preprocessing().std[0], 5e-4);
 
   auto test = LoadFashionMnist(EMBEDSEARCH_FASHION_MNIST_DIR, "t10k");
   ASSERT_TRUE(test.ok()) << test.status();
@@ -317,12 +317,14 @@ TEST(Data, PreprocessingA28x28ImageEqualsNormalizePixels) {
   Image image = Solid(28, 28, 1, 0);
   std::mt19937 rng(5);
   for (auto& p : image.pixels) p = static_cast<uint8_t>(rng());
-  Normalization n;
+  const InputSpec spec;  // 28x28 gray, format-1 preprocessing
+  const float mean = spec.preprocessing.mean[0],
+              std = spec.preprocessing.std[0];
   std::vector<float> a(28 * 28), b(28 * 28);
-  PreprocessImage(image, 28, 28, n, a.data());
-  NormalizePixels(image.pixels.data(), 28 * 28, n, b.data());
+  ASSERT_TRUE(PreprocessImage(image, spec, a.data()).ok());
+  NormalizePixels(image.pixels.data(), 28 * 28, spec.preprocessing, b.data());
   EXPECT_EQ(a, b);
-  EXPECT_FLOAT_EQ(b[0], (image.pixels[0] / 255.0f - n.mean) / n.std);
+  EXPECT_FLOAT_EQ(b[0], (image.pixels[0] / 255.0f - mean) / std);
   // A colour 56x56 image: grayscale then 2x2 area average, then normalise.
   Image rgb = Solid(56, 56, 3, 0);
   for (int y = 0; y < 56; ++y) {
@@ -331,9 +333,9 @@ TEST(Data, PreprocessingA28x28ImageEqualsNormalizePixels) {
         rgb.pixels[(y * 56 + x) * 3 + c] = (x / 2) * 8;
     }
   }
-  PreprocessImage(rgb, 28, 28, n, a.data());
+  ASSERT_TRUE(PreprocessImage(rgb, spec, a.data()).ok());
   for (int x = 0; x < 28; ++x) {
-    EXPECT_FLOAT_EQ(a[5 * 28 + x], ((x * 8) / 255.0f - n.mean) / n.std);
+    EXPECT_FLOAT_EQ(a[5 * 28 + x], ((x * 8) / 255.0f - mean) / std);
   }
 }
 
@@ -342,16 +344,16 @@ TEST(Data, PreprocessingA28x28ImageEqualsNormalizePixels) {
 TEST(Data, QueryPngOfADatasetImagePreprocessesLikeTheDataset) {
   auto test = LoadFashionMnist(EMBEDSEARCH_FASHION_MNIST_DIR, "t10k");
   ASSERT_TRUE(test.ok()) << test.status();
-  Normalization n;
+  const InputSpec spec;
   for (size_t i : {0, 1, 4242}) {
     std::vector<float> expected(784), got(784);
-    NormalizePixels(test->image(i), 784, n, expected.data());
+    NormalizePixels(test->image(i), 784, spec.preprocessing, expected.data());
     for (bool rgb : {false, true}) {
       Image image = test->GetImage(i);
       if (rgb) image = ToRgb(image);
       auto decoded = DecodeImage(*EncodePng(image));
       ASSERT_TRUE(decoded.ok());
-      PreprocessImage(*decoded, 28, 28, n, got.data());
+      ASSERT_TRUE(PreprocessImage(*decoded, spec, got.data()).ok());
       EXPECT_EQ(got, expected) << "image " << i << (rgb ? " as RGB" : "");
     }
   }

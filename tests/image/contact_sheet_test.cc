@@ -79,6 +79,27 @@ TEST(ContactSheet, DrawsImagesCaptionsAndTheHighlightFrame) {
   EXPECT_GT(lit1, 60);  // "Ankle boot 0.123" wraps to two lines.
 }
 
+TEST(ContactSheet, DrawsColourPicturesInColour) {
+  Image photo;
+  photo.width = 300;
+  photo.height = 150;
+  photo.channels = 3;
+  for (int i = 0; i < 300 * 150; ++i) {
+    const bool left = (i % 300) < 150;
+    photo.pixels.insert(photo.pixels.end(), {uint8_t(left ? 210 : 20), 40,
+                                             uint8_t(left ? 20 : 230)});
+  }
+  auto png = EncodePng(photo);
+  ASSERT_TRUE(png.ok());
+  auto decoded = DecodePng(*png);  // as a gallery's stored picture arrives
+  ASSERT_TRUE(decoded.ok());
+  auto sheet = ComposeContactSheet({{{*decoded, "red | blue", false}}});
+  ASSERT_TRUE(sheet.ok()) << sheet.status();
+  // Cell at (4, 4), picture 112x56 centred vertically: rows 32..87.
+  EXPECT_TRUE(IsColour(*sheet, 4 + 20, 60, 210, 40, 20));
+  EXPECT_TRUE(IsColour(*sheet, 4 + 90, 60, 20, 40, 230));
+}
+
 TEST(ContactSheet, IsADecodablePng) {
   auto train = LoadFashionMnist(EMBEDSEARCH_FASHION_MNIST_DIR, "t10k");
   ASSERT_TRUE(train.ok()) << train.status();

@@ -405,6 +405,57 @@ TEST(Image, GrayscaleUsesBt601AndCompositesAlphaOverBlack) {
   EXPECT_EQ(back.pixels, (std::vector<uint8_t>{0, 0, 0, 200, 200, 200}));
 }
 
+// (This file has a function named Rgb; the colour struct by another name.)
+using Colour = struct Rgb;
+
+TEST(Image, ConversionsCompositeAlphaOverTheGivenBackground) {
+  Image rgba = Constant(3, 1, 4, 0);
+  rgba.pixels = {200, 100, 0, 0, 200, 100, 0, 255, 200, 100, 0, 128};
+  const Image white = ToRgb(rgba, Colour{255, 255, 255});
+  EXPECT_EQ(white.channels, 3);
+  EXPECT_EQ(white.pixels,
+            (std::vector<uint8_t>{
+                255, 255, 255, 200, 100, 0, (200 * 128 + 255 * 127 + 127) / 255,
+                (100 * 128 + 255 * 127 + 127) / 255, (255 * 127 + 127) / 255}));
+  EXPECT_EQ(ToRgb(rgba, Colour{}).pixels, ToRgb(rgba).pixels);
+  EXPECT_EQ(ToGrayscale(rgba, Colour{}).pixels, ToGrayscale(rgba).pixels);
+  EXPECT_EQ(ToGrayscale(rgba, Colour{255, 255, 255}).pixels,
+            ToGrayscale(white).pixels);
+  EXPECT_EQ(ToGrayscale(rgba, Colour{255, 255, 255}).pixels[0], 255);
+  const Image gray = Constant(2, 2, 1, 9);  // no alpha: nothing to composite
+  EXPECT_EQ(ToRgb(gray, Colour{1, 2, 3}).pixels, ToRgb(gray).pixels);
+}
+
+TEST(Image, CropClipsToTheImage) {
+  Image image = Constant(4, 3, 3, 0);
+  for (size_t i = 0; i < image.pixels.size(); ++i)
+    image.pixels[i] = static_cast<uint8_t>(i);
+  const Image mid = Crop(image, 1, 1, 2, 2);
+  EXPECT_EQ(mid.width, 2);
+  EXPECT_EQ(mid.height, 2);
+  EXPECT_EQ(mid.at(0, 0, 0), image.at(1, 1, 0));
+  EXPECT_EQ(mid.at(1, 1, 2), image.at(2, 2, 2));
+  const Image clipped = Crop(image, 3, -5, 10, 10);
+  EXPECT_EQ(clipped.width, 1);
+  EXPECT_EQ(clipped.height, 3);
+  EXPECT_EQ(clipped.at(2, 0, 1), image.at(2, 3, 1));
+  EXPECT_EQ(Crop(image, 9, 9, 2, 2).pixels.size(), 0u);
+}
+
+TEST(Image, BoundImageShrinksTheLongerSideKeepingTheAspect) {
+  const Image wide = Constant(1000, 300, 3, 40);
+  const Image bounded = BoundImage(wide, 256);
+  EXPECT_EQ(bounded.width, 256);
+  EXPECT_EQ(bounded.height, 77);
+  EXPECT_EQ(bounded.channels, 3);
+  EXPECT_EQ(bounded.at(40, 100, 1), 40);
+  const Image strip = BoundImage(Constant(1, 5000, 4, 7), 256);
+  EXPECT_EQ(strip.width, 1);
+  EXPECT_EQ(strip.height, 256);
+  EXPECT_EQ(BoundImage(wide, 0).width, 1000);     // 0: full size
+  EXPECT_EQ(BoundImage(wide, 1000).width, 1000);  // already small enough
+}
+
 TEST(Image, AreaShrinkOfAConstantImageIsConstant) {
   for (int c : {1, 3}) {
     Image image = Constant(97, 61, c, 173);

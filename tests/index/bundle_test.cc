@@ -51,7 +51,7 @@ std::unique_ptr<Encoder> MakeEncoder(uint64_t seed) {
 std::vector<float> Embed(const Encoder& encoder, const Dataset& d) {
   std::vector<float> input(d.size() * 28 * 28);
   for (size_t i = 0; i < d.size(); ++i) {
-    NormalizePixels(d.image(i), 28 * 28, encoder.config().normalization,
+    NormalizePixels(d.image(i), 28 * 28, encoder.config().preprocessing,
                     input.data() + i * 28 * 28);
   }
   std::vector<float> out(d.size() * encoder.dim());

@@ -221,8 +221,8 @@ TEST(Encoder, ConcurrentEncodeCallsAgreeWithSerial) {
 TEST(Encoder, SaveLoadIsBitIdentical) {
   EncoderConfig c = SmallConfig(/*batch_norm=*/true);
   c.dropout = 0.25f;
-  c.normalization.mean = 0.5f;
-  c.normalization.std = 0.25f;
+  c.preprocessing.mean = {0.5f};
+  c.preprocessing.std = {0.25f};
   auto e = Encoder::Create(c, 21).value();
   // Train one step so running stats are non-default.
   std::vector<float> x = RandomVector(4 * e->input_size(), 2);
@@ -236,8 +236,8 @@ TEST(Encoder, SaveLoadIsBitIdentical) {
   EXPECT_EQ(l.config().conv_channels, c.conv_channels);
   EXPECT_EQ(l.config().batch_norm, true);
   EXPECT_EQ(l.config().dropout, 0.25f);
-  EXPECT_EQ(l.config().normalization.mean, 0.5f);
-  EXPECT_EQ(l.config().normalization.std, 0.25f);
+  EXPECT_EQ(l.config().preprocessing.mean, std::vector<float>{0.5f});
+  EXPECT_EQ(l.config().preprocessing.std, std::vector<float>{0.25f});
   auto a = e->parameters();
   auto b = l.parameters();
   ASSERT_EQ(a.size(), b.size());

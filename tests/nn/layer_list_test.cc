@@ -302,6 +302,11 @@ TEST(LayerList, ArchitectureDifferenceNamesTheFirstDifference) {
   colour.input_channels = 3;
   EXPECT_EQ(ArchitectureDifference(legacy, colour),
             "input: stored 28x28x1, now 28x28x3");
+  EncoderConfig white = legacy;
+  white.preprocessing.background = {255, 255, 255};
+  EXPECT_EQ(ArchitectureDifference(legacy, white),
+            "input preprocessing: stored stretch on #000000, now stretch on "
+            "#ffffff");
   EncoderConfig shorter = spelled;
   shorter.layers.pop_back();
   EXPECT_THAT(ArchitectureDifference(spelled, shorter),
@@ -310,10 +315,12 @@ TEST(LayerList, ArchitectureDifferenceNamesTheFirstDifference) {
 
 TEST(LayerList, ConfigProtoRoundTripKeepsTheList) {
   EncoderConfig c = ListConfig(GradientLists()[8].layers);
-  c.normalization.mean = 0.25f;
+  c.preprocessing.mean = {0.25f};
+  c.preprocessing.background = {255, 255, 255};
   const EncoderConfig back = EncoderConfigFromProto(EncoderConfigToProto(c));
   EXPECT_EQ(back.layers, c.layers);
-  EXPECT_EQ(back.normalization.mean, 0.25f);
+  EXPECT_EQ(back.preprocessing.mean, std::vector<float>{0.25f});
+  EXPECT_EQ(back.preprocessing.background, (Rgb{255, 255, 255}));
   EXPECT_EQ(ArchitectureDifference(c, back), "");
 }
 

@@ -49,7 +49,7 @@ absl::Status MakeBundle(const std::string& dir, uint64_t seed,
   const int pixels = data.height * data.width;
   std::vector<float> input(data.size() * pixels);
   for (size_t i = 0; i < data.size(); ++i) {
-    NormalizePixels(data.image(i), pixels, config.normalization,
+    NormalizePixels(data.image(i), pixels, config.preprocessing,
                     input.data() + i * pixels);
   }
   std::vector<float> embeddings(data.size() * (*encoder)->dim());

@@ -93,7 +93,7 @@ TEST(Trainer, ShortRunLowersLossAndBeatsRawPixelNearestNeighbour) {
   // Raw-pixel 1-NN on the same subset, through the same evaluation.
   const int pixels = 28 * 28;
   std::vector<float> g(2000 * pixels), q(500 * pixels);
-  Normalization norm;
+  Preprocessing norm;
   NormalizeImages(data->train, 0, 2000, norm, g.data());
   NormalizeImages(data->test, 0, 500, norm, q.data());
   absl::StatusOr<RetrievalMetrics> raw = EvaluateRetrieval(

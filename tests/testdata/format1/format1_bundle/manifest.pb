@@ -1,0 +1,2 @@
+enc-3d1b9de6dabf (0:l2BFlatHRP
+model.pb@5b96b6ab855e6f8b46fb2d3a75633b2630020220020557248c14cfd737c5f7b8Ò»Z2026-12-02T04:14:03+00:00b‚/work/main/build/trainer/embedsearch-trainer --data=pictures --out=format1_bundle --work_dir=work --conv=4 --hidden=8 --dim=4 --epochs=1 --classes_per_batch=2 --images_per_class=2 --index_spec=Flat --seed=3 --threads=1 --quiet
