@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <functional>
 #include <memory>
 
@@ -101,11 +102,6 @@ absl::StatusOr<std::string> ReadImageFile(const std::string& path) {
                                      bytes.status().message()));
   }
   return bytes;
-}
-
-std::string Basename(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
 absl::StatusOr<std::vector<int64_t>> ParseIds(
@@ -221,7 +217,7 @@ int RunSearch(Call& c) {
     }
     if (want_sheet) {
       ResultRow row;
-      row.query_caption = Basename(q.name);
+      row.query_caption = std::filesystem::path(q.name).filename().string();
       std::string query_bytes = q.request.image();
       if (q.request.query_case() == pb::SearchRequest::kId) {
         pb::GetImageRequest get;

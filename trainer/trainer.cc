@@ -1,13 +1,12 @@
 #include "trainer/trainer.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <sstream>
+#include <system_error>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
@@ -39,21 +38,14 @@ namespace {
 constexpr double kPi = 3.14159265358979323846;
 
 bool FileExists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
+  std::error_code ec;
+  return std::filesystem::exists(path, ec);
 }
 
 absl::Status MakeDirs(const std::string& path) {
-  std::string cur;
-  for (absl::string_view part : absl::StrSplit(path, '/')) {
-    cur = cur.empty() && path[0] == '/' ? absl::StrCat("/", part)
-                                        : (cur.empty() ? std::string(part)
-                                                       : absl::StrCat(cur, "/", part));
-    if (part.empty()) continue;
-    if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) {
-      return ErrnoStatus(errno, "mkdir", cur);
-    }
-  }
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return ErrnoStatus(ec.value(), "mkdir", path);
   return absl::OkStatus();
 }
 
