@@ -65,6 +65,45 @@ TEST(TrainerPlots, PcaFindsTheDirectionOfLargestVariance) {
   EXPECT_NEAR(std::abs(xy[10].first), 5 * std::sqrt(2.0), 1e-3);
 }
 
+// Six points +-3*u1, +-2*u2, +-1*u3 along an orthonormal basis of R^4: their
+// covariance has eigenvectors u1, u2 (eigenvalues 18 and 8 of the scatter
+// matrix), so PC1 = u1 and PC2 = u2, signed with their largest entry > 0.
+TEST(TrainerPlots, PcaOfAKnownCovarianceGivesItsLeadingEigenvectors) {
+  const float h = 0.5f;
+  const float u1[4] = {h, h, h, h};
+  const float u2[4] = {-h, -h, h, h};  // largest |entry| first is negative
+  const float u3[4] = {h, -h, h, -h};
+  std::vector<float> e;
+  for (const auto& [u, scale] : {std::pair{u1, 3.f}, {u2, 2.f}, {u3, 1.f}}) {
+    for (float sign : {1.f, -1.f}) {
+      for (int d = 0; d < 4; ++d) e.push_back(sign * scale * u[d]);
+    }
+  }
+  std::vector<float> pcs;
+  auto xy = Pca2d(e.data(), 6, 4, &pcs);
+  ASSERT_EQ(pcs.size(), 8u);
+  for (int d = 0; d < 4; ++d) {
+    EXPECT_NEAR(pcs[d], u1[d], 1e-5) << d;
+    EXPECT_NEAR(pcs[4 + d], -u2[d], 1e-5) << d;
+  }
+  EXPECT_NEAR(xy[0].first, 3, 1e-5);
+  EXPECT_NEAR(xy[0].second, 0, 1e-5);
+  EXPECT_NEAR(xy[2].second, -2, 1e-5);  // +2*u2 = -2*PC2
+  EXPECT_NEAR(xy[4].first, 0, 1e-5);
+  EXPECT_NEAR(xy[4].second, 0, 1e-5);
+}
+
+TEST(TrainerPlots, PcaOfOneDimensionHasAZeroSecondComponent) {
+  std::vector<float> e = {1, 2, 4};
+  std::vector<float> pcs;
+  auto xy = Pca2d(e.data(), 3, 1, &pcs);
+  ASSERT_EQ(pcs.size(), 2u);
+  EXPECT_FLOAT_EQ(pcs[0], 1);
+  EXPECT_FLOAT_EQ(pcs[1], 0);
+  EXPECT_NEAR(xy[2].first, 4 - 7.0 / 3, 1e-5);
+  EXPECT_FLOAT_EQ(xy[2].second, 0);
+}
+
 TEST(TrainerPlots, SvgDocumentsAreWellFormedAndLabelled) {
   std::vector<EpochPoint> pts = {{1, 0.3, 0.8}, {2, 0.2, 0.85}};
   const std::string curve = TrainingCurveSvg(pts, "run <1>");
