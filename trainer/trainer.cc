@@ -25,6 +25,7 @@
 #include "core/loss/embedding_loss.h"
 #include "core/nn/optimizer.h"
 #include "core/util/file.h"
+#include "core/util/json.h"
 #include "core/util/status_macros.h"
 #include "trainer/checkpoint.h"
 #include "trainer/class_vectors.h"
@@ -226,19 +227,19 @@ double LearningRateAt(const TrainerOptions& o, int64_t step,
 }
 
 std::string EpochRecordJson(const EpochRecord& r, const TrainerOptions& o) {
-  std::string json = absl::StrFormat(
-      "{\"epoch\":%d,\"steps\":%d,\"global_step\":%d,\"loss\":%.6f,"
-      "\"spread\":%.4f,\"lr\":%.6g,\"seconds\":%.2f,\"images_per_second\":%.1f,"
-      "\"loss_kind\":\"%s\",\"mining\":\"%s\",\"answers\":\"%s\"",
-      r.epoch, r.steps, r.global_step, r.loss, r.spread, r.lr, r.seconds,
-      r.images_per_second, EmbeddingLossKindName(o.loss), MiningName(o.mining),
-      AnswerSetName(o.answers));
-  if (r.evaluated) {
-    std::string m = RetrievalMetricsJson(r.metrics);  // {"queries":...}
-    absl::StrAppend(&json, ",", m.substr(1, m.size() - 2));
-  }
-  json += "}";
-  return json;
+  Json json = {{"epoch", r.epoch},
+               {"steps", r.steps},
+               {"global_step", r.global_step},
+               {"loss", RoundDecimals(r.loss, 6)},
+               {"spread", RoundDecimals(r.spread, 4)},
+               {"lr", RoundSignificant(r.lr, 6)},
+               {"seconds", RoundDecimals(r.seconds, 2)},
+               {"images_per_second", RoundDecimals(r.images_per_second, 1)},
+               {"loss_kind", std::string(EmbeddingLossKindName(o.loss))},
+               {"mining", std::string(MiningName(o.mining))},
+               {"answers", std::string(AnswerSetName(o.answers))}};
+  if (r.evaluated) json.update(RetrievalMetricsToJson(r.metrics));
+  return JsonText(json);
 }
 
 void NormalizeImages(const Dataset& dataset, size_t begin, size_t n,

@@ -83,9 +83,11 @@ TEST(ClientOutput, TableAlignsColumnsUnderAHeaderRule) {
 }
 
 TEST(ClientOutput, JsonStringEscapesQuotesAndControlCharacters) {
-  EXPECT_EQ(JsonString("a\"b\\c\nd\x01"), "\"a\\\"b\\\\c\\nd\\u0001\"");
-  EXPECT_EQ(JsonNumber(0.5), "0.5");
-  EXPECT_EQ(JsonNumber(std::numeric_limits<double>::quiet_NaN()), "null");
+  EXPECT_EQ(JsonText(Json("a\"b\\c\nd\x01")), "\"a\\\"b\\\\c\\nd\\u0001\"");
+  EXPECT_EQ(JsonText(Json(JsonNumber(0.5))), "0.5");
+  EXPECT_EQ(JsonText(Json(JsonNumber(0.1f))), "0.100000001");  // a float's digits
+  EXPECT_EQ(JsonText(Json(JsonNumber(std::numeric_limits<double>::quiet_NaN()))),
+            "null");
 }
 
 TEST(ClientBench, PercentileIsNearestRank) {
