@@ -5,11 +5,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
-#include <sstream>
 #include <system_error>
 
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -58,20 +56,6 @@ bool IsFashionMnistDir(const std::string& dir) {
   return false;
 }
 
-// Options whose change makes a checkpoint meaningless for this run.
-std::string Fingerprint(const TrainerOptions& o) {
-  return absl::StrFormat(
-      "data=%s train_limit=%d loss=%s mining=%s margin=%.17g p=%.17g swap=%d "
-      "squared=%d beta=%.17g dim=%d bn=%d hidden=%d conv=%s dropout=%.17g P=%d K=%d optimizer=%s seed=%d "
-      "augment=%d answers=%s class_weight=%.17g",
-      o.data, o.train_limit, EmbeddingLossKindName(o.loss),
-      MiningName(o.mining), EffectiveMargin(o), o.p, o.swap, o.squared_energy, o.beta, o.dim,
-      o.batch_norm, o.hidden, absl::StrJoin(o.conv_channels, ","), o.dropout,
-      o.classes_per_batch, o.images_per_class,
-      OptimizerKindName(o.optimizer), o.seed, o.augment, AnswerSetName(o.answers),
-      o.class_weight);
-}
-
 // The encoder's parameters and, when the run has them (--answers=classes or
 // --class_weight), the class vectors.
 std::unique_ptr<Optimizer> MakeOptimizer(const TrainerOptions& o,
@@ -98,77 +82,6 @@ std::unique_ptr<Optimizer> MakeOptimizer(const TrainerOptions& o,
     }
   }
   return nullptr;
-}
-
-// Key=value lines (the checkpoint's "meta" section).
-std::string EncodeMeta(const std::map<std::string, std::string>& kv) {
-  std::string out;
-  for (const auto& [k, v] : kv) absl::StrAppend(&out, k, "=", v, "\n");
-  return out;
-}
-std::map<std::string, std::string> DecodeMeta(absl::string_view text) {
-  std::map<std::string, std::string> kv;
-  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> p =
-        absl::StrSplit(line, absl::MaxSplits('=', 1));
-    kv[p.first] = p.second;
-  }
-  return kv;
-}
-
-// History records as "%a" hex floats so they survive bit-exactly.
-std::string EncodeHistory(const std::vector<EpochRecord>& h) {
-  std::string out;
-  for (const EpochRecord& r : h) {
-    absl::StrAppendFormat(&out, "%d %d %d %a %a %a %a %a %d %d %a %a %a %a %a\n",
-                          r.epoch, r.steps, r.global_step, r.loss, r.spread,
-                          r.lr, r.seconds, r.images_per_second, r.evaluated,
-                          r.metrics.queries, r.metrics.precision_at_1,
-                          r.metrics.recall_at_1, r.metrics.recall_at_5,
-                          r.metrics.recall_at_10, r.metrics.map_at_r);
-  }
-  return out;
-}
-absl::StatusOr<std::vector<EpochRecord>> DecodeHistory(absl::string_view text) {
-  std::vector<EpochRecord> h;
-  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-    std::vector<std::string> f = absl::StrSplit(line, ' ');
-    if (f.size() != 15) return absl::DataLossError("checkpoint history: bad line");
-    EpochRecord r;
-    int evaluated = 0;
-    auto d = [&](int i) { return std::strtod(f[i].c_str(), nullptr); };
-    if (!absl::SimpleAtoi(f[0], &r.epoch) || !absl::SimpleAtoi(f[1], &r.steps) ||
-        !absl::SimpleAtoi(f[2], &r.global_step) ||
-        !absl::SimpleAtoi(f[8], &evaluated) ||
-        !absl::SimpleAtoi(f[9], &r.metrics.queries)) {
-      return absl::DataLossError("checkpoint history: bad integer");
-    }
-    r.loss = d(3), r.spread = d(4), r.lr = d(5), r.seconds = d(6);
-    r.images_per_second = d(7);
-    r.evaluated = evaluated != 0;
-    r.metrics.precision_at_1 = d(10), r.metrics.recall_at_1 = d(11);
-    r.metrics.recall_at_5 = d(12), r.metrics.recall_at_10 = d(13);
-    r.metrics.map_at_r = d(14);
-    h.push_back(r);
-  }
-  return h;
-}
-
-std::string RngStateText(const Rng& rng) {
-  const Rng::State s = rng.state();
-  return absl::StrFormat("%d %d %d %d", s[0], s[1], s[2], s[3]);
-}
-absl::Status ParseRngState(absl::string_view text, Rng* rng) {
-  std::vector<std::string> f = absl::StrSplit(text, ' ');
-  Rng::State s;
-  if (f.size() != 4) return absl::DataLossError("checkpoint: bad rng state");
-  for (int i = 0; i < 4; ++i) {
-    if (!absl::SimpleAtoi(f[i], &s[i])) {
-      return absl::DataLossError("checkpoint: bad rng state");
-    }
-  }
-  rng->set_state(s);
-  return absl::OkStatus();
 }
 
 // Pixel mean/std of a dataset (for image folders; Fashion-MNIST uses the
@@ -366,68 +279,61 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   bool collapse_warned = false;
 
   if (o.resume && FileExists(ckpt_path)) {
-    ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Load(ckpt_path));
-    ASSIGN_OR_RETURN(std::string meta_text, ckpt.Get("meta"));
-    std::map<std::string, std::string> meta = DecodeMeta(meta_text);
-    if (meta["fingerprint"] != Fingerprint(o)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          ckpt_path, " was written by a run with other options; checkpoint: [",
-          meta["fingerprint"], "], now: [", Fingerprint(o), "]"));
-    }
-    ASSIGN_OR_RETURN(std::string model, ckpt.Get("model"));
-    ASSIGN_OR_RETURN(encoder, Encoder::FromBytes(model));
+    ASSIGN_OR_RETURN(v1::TrainingCheckpoint ckpt, LoadCheckpoint(ckpt_path));
+    RETURN_IF_ERROR(CheckSameRun(ckpt_path, ckpt, RunOptionsOf(o), *encoder));
+    ASSIGN_OR_RETURN(encoder, Encoder::FromBytes(ckpt.model()));
     encoder->set_threads(o.threads);
     if (uses_class_vectors) {
-      ASSIGN_OR_RETURN(std::string vectors, ckpt.Get("class_vectors"));
-      RETURN_IF_ERROR(ClassVectorsFromBytes(vectors, &class_vectors));
+      if (!ckpt.has_class_vectors()) {
+        return absl::DataLossError(absl::StrCat(ckpt_path, ": no class vectors"));
+      }
+      RETURN_IF_ERROR(ClassVectorsFromBytes(ckpt.class_vectors(), &class_vectors));
     }
     optimizer = MakeOptimizer(o, *encoder, trained_class_vectors);
-    ASSIGN_OR_RETURN(std::string opt_state, ckpt.Get("optimizer"));
-    RETURN_IF_ERROR(optimizer->LoadState(opt_state));
-    PkSamplerState st;
-    if (!absl::SimpleAtoi(meta["sampler_seed"], &st.seed) ||
-        !absl::SimpleAtoi(meta["sampler_epoch"], &st.epoch) ||
-        !absl::SimpleAtoi(meta["sampler_step"], &st.step) ||
-        !absl::SimpleAtoi(meta["completed_epochs"], &completed_epochs) ||
-        !absl::SimpleAtoi(meta["step_in_epoch"], &step_in_epoch) ||
-        !absl::SimpleAtoi(meta["global_step"], &global_step)) {
-      return absl::DataLossError(absl::StrCat(ckpt_path, ": bad meta section"));
+    RETURN_IF_ERROR(optimizer->LoadState(ckpt.optimizer()));
+    RETURN_IF_ERROR(sampler.Restore(
+        {ckpt.sampler().seed(), ckpt.sampler().epoch(), ckpt.sampler().step()}));
+    if (ckpt.augment_rng_size() != 4) {
+      return absl::DataLossError(absl::StrCat(ckpt_path, ": bad rng state"));
     }
-    RETURN_IF_ERROR(sampler.Restore(st));
-    RETURN_IF_ERROR(ParseRngState(meta["aug_rng"], &aug_rng));
-    epoch_loss_sum = std::strtod(meta["epoch_loss_sum"].c_str(), nullptr);
-    epoch_spread_sum = std::strtod(meta["epoch_spread_sum"].c_str(), nullptr);
-    epoch_seconds = std::strtod(meta["epoch_seconds"].c_str(), nullptr);
-    collapse_warned = meta["collapse_warned"] == "1";
-    ASSIGN_OR_RETURN(std::string hist, ckpt.Get("history"));
-    ASSIGN_OR_RETURN(history, DecodeHistory(hist));
+    Rng::State rng_state;
+    for (int i = 0; i < 4; ++i) rng_state[i] = ckpt.augment_rng(i);
+    aug_rng.set_state(rng_state);
+    completed_epochs = ckpt.completed_epochs();
+    step_in_epoch = ckpt.step_in_epoch();
+    global_step = ckpt.global_step();
+    epoch_loss_sum = ckpt.epoch_loss_sum();
+    epoch_spread_sum = ckpt.epoch_spread_sum();
+    epoch_seconds = ckpt.epoch_seconds();
+    collapse_warned = ckpt.collapse_warned();
+    for (const v1::EpochRecordProto& r : ckpt.history()) {
+      history.push_back(EpochRecordFromProto(r));
+    }
     say(absl::StrFormat("resumed %s: %d epochs + %d steps done (step %d)",
                         ckpt_path, completed_epochs, step_in_epoch, global_step));
   }
 
   auto save_checkpoint = [&]() -> absl::Status {
-    Checkpoint ckpt;
-    ckpt.Set("model", encoder->ToBytes());
-    ckpt.Set("optimizer", optimizer->SaveState());
-    if (uses_class_vectors) ckpt.Set("class_vectors", ClassVectorsToBytes(class_vectors));
-    ckpt.Set("history", EncodeHistory(history));
+    v1::TrainingCheckpoint ckpt;
+    *ckpt.mutable_options() = RunOptionsOf(o);
+    ckpt.set_model(encoder->ToBytes());
+    ckpt.set_optimizer(optimizer->SaveState());
+    if (uses_class_vectors) ckpt.set_class_vectors(ClassVectorsToBytes(class_vectors));
     const PkSamplerState st = sampler.state();
-    std::map<std::string, std::string> meta = {
-        {"fingerprint", Fingerprint(o)},
-        {"sampler_seed", absl::StrCat(st.seed)},
-        {"sampler_epoch", absl::StrCat(st.epoch)},
-        {"sampler_step", absl::StrCat(st.step)},
-        {"completed_epochs", absl::StrCat(completed_epochs)},
-        {"step_in_epoch", absl::StrCat(step_in_epoch)},
-        {"global_step", absl::StrCat(global_step)},
-        {"aug_rng", RngStateText(aug_rng)},
-        {"epoch_loss_sum", absl::StrFormat("%a", epoch_loss_sum)},
-        {"epoch_spread_sum", absl::StrFormat("%a", epoch_spread_sum)},
-        {"epoch_seconds", absl::StrFormat("%a", epoch_seconds)},
-        {"collapse_warned", collapse_warned ? "1" : "0"},
-        {"command_line", o.command_line}};
-    ckpt.Set("meta", EncodeMeta(meta));
-    return ckpt.Save(ckpt_path);
+    ckpt.mutable_sampler()->set_seed(st.seed);
+    ckpt.mutable_sampler()->set_epoch(st.epoch);
+    ckpt.mutable_sampler()->set_step(st.step);
+    for (uint64_t word : aug_rng.state()) ckpt.add_augment_rng(word);
+    ckpt.set_completed_epochs(completed_epochs);
+    ckpt.set_step_in_epoch(step_in_epoch);
+    ckpt.set_global_step(global_step);
+    ckpt.set_epoch_loss_sum(epoch_loss_sum);
+    ckpt.set_epoch_spread_sum(epoch_spread_sum);
+    ckpt.set_epoch_seconds(epoch_seconds);
+    ckpt.set_collapse_warned(collapse_warned);
+    for (const EpochRecord& r : history) *ckpt.add_history() = EpochRecordToProto(r);
+    ckpt.set_command_line(o.command_line);
+    return SaveCheckpoint(ckpt_path, std::move(ckpt));
   };
 
   // The number of batches differs slightly between epochs (PkSampler drops
