@@ -699,6 +699,50 @@ std::string ProgramUsage() {
   return out;
 }
 
+int RunClient(const std::vector<std::string>& args, std::ostream& out,
+              std::ostream& err) {
+  // The subcommand is the first argument that is neither a flag nor the
+  // value of a global flag given as "--flag value".
+  const std::vector<FlagDef> globals = GlobalFlags();
+  size_t sub = 0;
+  bool after_dashes = false;
+  for (; sub < args.size(); ++sub) {
+    const std::string& arg = args[sub];
+    if (arg == "--") {
+      after_dashes = true;
+      ++sub;
+      break;
+    }
+    if (arg.empty() || arg[0] != '-' || arg == "-") break;
+    if (arg.find('=') != std::string::npos) continue;
+    const std::string name = arg.substr(arg.rfind('-') + 1);
+    for (const FlagDef& def : globals) {
+      if (def.name == name && def.kind != Kind::kBool) ++sub;  // its value
+    }
+  }
+  std::vector<std::string> before(args.begin(), args.begin() + std::min(sub, args.size()));
+  if (after_dashes) before.pop_back();
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(globals, before);
+  if (parsed.ok() && parsed->help) {
+    out << ProgramUsage();
+    return kExitOk;
+  }
+  if (!parsed.ok()) {
+    err << "error: " << parsed.status().message()
+        << " (try: embedsearch-client --help)\n";
+    return kExitUsage;
+  }
+  ClientOptions options;
+  ApplyEnvironment(options);  // flags take precedence
+  ApplyGlobalFlags(*parsed, options);
+  if (sub >= args.size()) {
+    err << "error: no command given\n\n" << ProgramUsage();
+    return kExitUsage;
+  }
+  const std::vector<std::string> rest(args.begin() + sub + 1, args.end());
+  return RunCommand(args[sub], rest, options, out, err);
+}
+
 int RunCommand(const std::string& name, const std::vector<std::string>& args,
                ClientOptions options, std::ostream& out, std::ostream& err) {
   if (name == "help") {

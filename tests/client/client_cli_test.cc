@@ -55,6 +55,9 @@ TEST(ClientArgs, DefaultsApplyAndNoPrefixNegatesBools) {
   EXPECT_EQ(a->Int("k"), 10);
   EXPECT_FALSE(a->Given("k"));
   EXPECT_FALSE(a->Bool("json"));
+  EXPECT_FALSE(ParseArgs(defs, {"--json=false"})->Bool("json"));
+  EXPECT_TRUE(ParseArgs(defs, {"--json=true"})->Bool("json"));
+  EXPECT_TRUE(ParseArgs(defs, {"--nojson", "--json"})->Bool("json"));  // last wins
 }
 
 TEST(ClientArgs, RejectsUnknownFlagsMissingValuesAndNonNumbers) {
