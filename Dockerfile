@@ -25,6 +25,7 @@ RUN apt-get update \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libfaiss-dev libeigen3-dev libabsl-dev libsqlite3-dev libpng-dev \
       libjpeg-dev zlib1g-dev libopenblas-dev \
+      libssl-dev nlohmann-json3-dev libcli11-dev \
  && rm -rf /var/lib/apt/lists/*
 
 # Only what the three binaries are built from, so editing tests, benchmarks

@@ -2,20 +2,16 @@
 
 #include <algorithm>
 
+#include "CLI/CLI.hpp"
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/match.h"
+#include "core/util/status_macros.h"
 
 namespace embedsearch {
 namespace {
-
-const FlagDef* Find(const std::vector<FlagDef>& defs, const std::string& name) {
-  for (const FlagDef& def : defs) {
-    if (def.name == name) return &def;
-  }
-  return nullptr;
-}
 
 absl::Status CheckValue(const FlagDef& def, const std::string& value) {
   switch (def.kind) {
@@ -75,60 +71,53 @@ double ParsedArgs::Double(const std::string& name) const {
 absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<FlagDef>& defs,
                                      const std::vector<std::string>& args) {
   ParsedArgs parsed;
-  for (const FlagDef& def : defs) parsed.values[def.name] = def.default_value;
-  bool flags_done = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (flags_done || arg.size() < 2 || arg[0] != '-') {
-      parsed.positional.push_back(arg);
-      continue;
+  CLI::App app;
+  app.set_help_flag();  // our own --help text (FlagsHelp), so our own flag
+  app.add_flag("-h,--help", parsed.help);
+  app.add_option("args", parsed.positional);
+  std::map<std::string, CLI::Option*> options;
+  std::map<std::string, std::string> values;  // std::map: stable addresses
+  std::map<std::string, bool> bools;
+  for (const FlagDef& def : defs) {
+    parsed.values[def.name] = def.default_value;
+    // One-letter flags also as "-x" ("-o FILE").
+    const std::string name = def.name.size() == 1
+                                 ? absl::StrCat("-", def.name, ",--", def.name)
+                                 : absl::StrCat("--", def.name);
+    if (def.kind == FlagDef::Kind::kBool) {
+      // --flag, --noflag, --flag=true|false|1|0; the last one given wins.
+      options[def.name] = app.add_flag(absl::StrCat(name, ",!--no", def.name),
+                                       bools[def.name]);
+    } else {
+      options[def.name] = app.add_option(name, values[def.name]);
     }
-    if (arg == "--") {
-      flags_done = true;
-      continue;
-    }
-    if (arg == "--help" || arg == "-h" || arg == "-help") {
-      parsed.help = true;
-      continue;
-    }
-    // A negative number is a positional value, not a flag.
-    if (arg.size() > 1 && (isdigit(static_cast<unsigned char>(arg[1])))) {
-      parsed.positional.push_back(arg);
-      continue;
-    }
-    std::string body = absl::StartsWith(arg, "--") ? arg.substr(2) : arg.substr(1);
-    std::string name = body, value;
-    bool has_value = false;
-    if (size_t eq = body.find('='); eq != std::string::npos) {
-      name = body.substr(0, eq);
-      value = body.substr(eq + 1);
-      has_value = true;
-    }
-    const FlagDef* def = Find(defs, name);
-    if (def == nullptr && !has_value && absl::StartsWith(name, "no")) {
-      const FlagDef* negated = Find(defs, name.substr(2));
-      if (negated != nullptr && negated->kind == FlagDef::Kind::kBool) {
-        parsed.values[negated->name] = "false";
-        parsed.given[negated->name] = true;
-        continue;
+  }
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11's order
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ExtrasError&) {
+    const std::vector<std::string> extras = app.remaining();
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown flag ", extras.empty() ? "" : extras.front()));
+  } catch (const CLI::ArgumentMismatch& e) {
+    for (const auto& [flag, option] : options) {
+      if (absl::StrContains(e.what(), option->get_name())) {
+        return absl::InvalidArgumentError(absl::StrCat("flag --", flag, " needs a value"));
       }
     }
-    if (def == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag ", arg));
+    return absl::InvalidArgumentError(e.what());
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(e.what());
+  }
+  for (const FlagDef& def : defs) {
+    if (options[def.name]->count() == 0) continue;
+    parsed.given[def.name] = true;
+    if (def.kind == FlagDef::Kind::kBool) {
+      parsed.values[def.name] = bools[def.name] ? "true" : "false";
+      continue;
     }
-    if (!has_value) {
-      if (def->kind == FlagDef::Kind::kBool) {
-        value = "true";
-      } else if (i + 1 < args.size()) {
-        value = args[++i];
-      } else {
-        return absl::InvalidArgumentError(
-            absl::StrCat("flag --", def->name, " needs a value"));
-      }
-    }
-    if (absl::Status s = CheckValue(*def, value); !s.ok()) return s;
-    parsed.values[def->name] = value;
-    parsed.given[def->name] = true;
+    RETURN_IF_ERROR(CheckValue(def, values[def.name]));
+    parsed.values[def.name] = values[def.name];
   }
   return parsed;
 }

@@ -1,7 +1,11 @@
-// Flags of one subcommand: "--name=value", "--name value", "--flag",
-// "--noflag", "-o value" (single-letter names), "--" ends the flags.
-// absl::flags parses the global flags before the subcommand; this parses
-// what follows it, including global flags given after the subcommand.
+// The client's command line, parsed by CLI11 (Debian's libcli11-dev) from
+// one table of flag definitions per subcommand plus the global flags:
+// "--name=value", "--name value", "--flag", "--noflag", "--flag=false",
+// "-o value" (one-letter names), "--" ends the flags. The same parser reads
+// the global flags before the subcommand (RunClient) and, with the
+// subcommand's own, what follows it. We keep the FlagDef table (not CLI11's
+// App) as the interface because it also drives each subcommand's --help
+// text and the typed accessors of ParsedArgs.
 #ifndef EMBEDSEARCH_CLIENT_ARGS_H_
 #define EMBEDSEARCH_CLIENT_ARGS_H_
 

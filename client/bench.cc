@@ -262,22 +262,24 @@ std::string FormatBenchTable(const BenchResult& r) {
 }
 
 std::string BenchResultJson(const BenchResult& r) {
-  std::string errors;
-  for (const auto& [code, count] : r.errors) {
-    absl::StrAppend(&errors, errors.empty() ? "" : ", ", JsonString(code), ": ",
-                    count);
-  }
-  return absl::StrCat(
-      "{\"rpc\": \"", r.stream ? "SearchStream" : "Search", "\"",
-      ", \"concurrency\": ", r.concurrency, ", \"channels\": ", r.channels,
-      ", \"k\": ", r.k, ", \"requests\": ", r.completed, ", \"ok\": ", r.ok,
-      ", \"errors\": {", errors, "}, \"seconds\": ", JsonNumber(r.seconds),
-      ", \"throughput_rps\": ", JsonNumber(r.throughput),
-      ", \"cpu_seconds\": ", JsonNumber(r.cpu_seconds),
-      ", \"latency_ms\": {\"p50\": ", JsonNumber(r.p50_ms),
-      ", \"p90\": ", JsonNumber(r.p90_ms), ", \"p99\": ", JsonNumber(r.p99_ms),
-      ", \"max\": ", JsonNumber(r.max_ms), ", \"mean\": ", JsonNumber(r.mean_ms),
-      "}}");
+  Json errors = Json::object();
+  for (const auto& [code, count] : r.errors) errors[code] = count;
+  return JsonText({{"rpc", r.stream ? "SearchStream" : "Search"},
+                   {"concurrency", r.concurrency},
+                   {"channels", r.channels},
+                   {"k", r.k},
+                   {"requests", r.completed},
+                   {"ok", r.ok},
+                   {"errors", errors},
+                   {"seconds", JsonNumber(r.seconds)},
+                   {"throughput_rps", JsonNumber(r.throughput)},
+                   {"cpu_seconds", JsonNumber(r.cpu_seconds)},
+                   {"latency_ms",
+                    {{"p50", JsonNumber(r.p50_ms)},
+                     {"p90", JsonNumber(r.p90_ms)},
+                     {"p99", JsonNumber(r.p99_ms)},
+                     {"max", JsonNumber(r.max_ms)},
+                     {"mean", JsonNumber(r.mean_ms)}}}});
 }
 
 }  // namespace embedsearch

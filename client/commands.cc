@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <functional>
 #include <memory>
 
@@ -103,11 +104,6 @@ absl::StatusOr<std::string> ReadImageFile(const std::string& path) {
   return bytes;
 }
 
-std::string Basename(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
 absl::StatusOr<std::vector<int64_t>> ParseIds(
     const std::vector<std::string>& texts) {
   std::vector<int64_t> ids;
@@ -136,18 +132,18 @@ std::string HitsTable(const pb::SearchResponse& response) {
                      {true, true, false, true, false});
 }
 
-std::string HitsJson(const pb::SearchResponse& response) {
-  std::vector<std::string> hits;
+Json HitsJson(const pb::SearchResponse& response) {
+  Json hits = Json::array();
   int rank = 0;
   for (const pb::Hit& hit : response.hits()) {
-    hits.push_back(absl::StrCat(
-        "{\"rank\": ", ++rank, ", \"id\": ", hit.id(),
-        ", \"label\": ", hit.label(), ", \"label_name\": ",
-        JsonString(hit.label_name()), ", \"distance\": ",
-        JsonNumber(hit.distance()), ", \"source\": ", JsonString(hit.source()),
-        "}"));
+    hits.push_back({{"rank", ++rank},
+                    {"id", hit.id()},
+                    {"label", hit.label()},
+                    {"label_name", hit.label_name()},
+                    {"distance", JsonNumber(hit.distance())},
+                    {"source", hit.source()}});
   }
-  return absl::StrCat("[", absl::StrJoin(hits, ", "), "]");
+  return hits;
 }
 
 // ---- search ---------------------------------------------------------------
@@ -191,7 +187,7 @@ int RunSearch(Call& c) {
   }
 
   std::vector<ResultRow> sheet_rows;
-  std::vector<std::string> json_results;
+  Json json_results = Json::array();
   for (size_t i = 0; i < queries.size(); ++i) {
     Query& q = queries[i];
     q.request.set_k(static_cast<uint32_t>(a.Int("k")));
@@ -208,10 +204,9 @@ int RunSearch(Call& c) {
       return RpcError(c, status);
     }
     if (a.Bool("json")) {
-      json_results.push_back(absl::StrCat(
-          "{\"query\": ", JsonString(q.name), ", \"model_version\": ",
-          JsonString(response.model_version()), ", \"hits\": ",
-          HitsJson(response), "}"));
+      json_results.push_back({{"query", q.name},
+                              {"model_version", response.model_version()},
+                              {"hits", HitsJson(response)}});
     } else {
       if (i > 0) c.out << "\n";
       c.out << "query " << (i + 1) << "/" << queries.size() << ": " << q.name
@@ -221,7 +216,7 @@ int RunSearch(Call& c) {
     }
     if (want_sheet) {
       ResultRow row;
-      row.query_caption = Basename(q.name);
+      row.query_caption = std::filesystem::path(q.name).filename().string();
       std::string query_bytes = q.request.image();
       if (q.request.query_case() == pb::SearchRequest::kId) {
         pb::GetImageRequest get;
@@ -244,7 +239,7 @@ int RunSearch(Call& c) {
       sheet_rows.push_back(std::move(row));
     }
   }
-  if (a.Bool("json")) c.out << "[" << absl::StrJoin(json_results, ",\n ") << "]\n";
+  if (a.Bool("json")) c.out << JsonText(json_results) << "\n";
   if (want_sheet) {
     absl::StatusOr<Image> sheet = ComposeResultSheet(sheet_rows);
     if (!sheet.ok()) return LocalError(c, sheet.status());
@@ -275,14 +270,17 @@ int RunEncode(Call& c) {
   ConfigureContext(c.options, context);
   grpc::Status status = stub->Encode(&context, request, &response);
   if (!status.ok()) return RpcError(c, status);
-  std::vector<std::string> values;
+  Json values = Json::array();
   for (float v : response.embedding().values()) values.push_back(JsonNumber(v));
   if (c.args.Bool("json")) {
-    c.out << "{\"model_version\": " << JsonString(response.model_version())
-          << ", \"dim\": " << values.size() << ", \"embedding\": ["
-          << absl::StrJoin(values, ", ") << "]}\n";
+    c.out << JsonText({{"model_version", response.model_version()},
+                       {"dim", values.size()},
+                       {"embedding", values}})
+          << "\n";
   } else {
-    c.out << absl::StrJoin(values, " ") << "\n";
+    std::vector<std::string> texts;
+    for (const Json& v : values) texts.push_back(JsonText(v));
+    c.out << absl::StrJoin(texts, " ") << "\n";
   }
   return kExitOk;
 }
@@ -309,11 +307,10 @@ int RunAdd(Call& c) {
   ConfigureContext(c.options, context);
   grpc::Status status = stub->AddImages(&context, request, &response);
   if (!status.ok()) return RpcError(c, status);
-  std::vector<std::string> ids;
-  for (int64_t id : response.ids()) ids.push_back(absl::StrCat(id));
+  std::vector<int64_t> ids(response.ids().begin(), response.ids().end());
   if (a.Bool("json")) {
-    c.out << "{\"ids\": [" << absl::StrJoin(ids, ", ")
-          << "], \"gallery_size\": " << response.gallery_size() << "}\n";
+    c.out << JsonText({{"ids", ids}, {"gallery_size", response.gallery_size()}})
+          << "\n";
   } else {
     c.out << "added " << ids.size() << " image(s) as '" << a.String("label")
           << "': ids " << absl::StrJoin(ids, " ") << "; gallery size "
@@ -336,8 +333,9 @@ int RunRemove(Call& c) {
   grpc::Status status = stub->RemoveImages(&context, request, &response);
   if (!status.ok()) return RpcError(c, status);
   if (c.args.Bool("json")) {
-    c.out << "{\"removed\": " << response.removed()
-          << ", \"gallery_size\": " << response.gallery_size() << "}\n";
+    c.out << JsonText({{"removed", response.removed()},
+                       {"gallery_size", response.gallery_size()}})
+          << "\n";
   } else {
     c.out << "removed " << response.removed() << " image(s); gallery size "
           << response.gallery_size() << "\n";
@@ -383,28 +381,32 @@ int RunInfo(Call& c) {
   grpc::Status status = stub->GetInfo(&context, pb::GetInfoRequest(), &info);
   if (!status.ok()) return RpcError(c, status);
   if (c.args.Bool("json")) {
-    std::vector<std::string> labels, stats;
-    for (const std::string& l : info.label_names()) labels.push_back(JsonString(l));
+    Json stats = Json::array();
     for (const pb::LatencyStats& s : info.stats()) {
-      stats.push_back(absl::StrCat(
-          "{\"method\": ", JsonString(s.method()), ", \"count\": ", s.count(),
-          ", \"errors\": ", s.errors(), ", \"p50_ms\": ", JsonNumber(s.p50_ms()),
-          ", \"p90_ms\": ", JsonNumber(s.p90_ms()), ", \"p99_ms\": ",
-          JsonNumber(s.p99_ms()), ", \"max_ms\": ", JsonNumber(s.max_ms()), "}"));
+      stats.push_back({{"method", s.method()},
+                       {"count", s.count()},
+                       {"errors", s.errors()},
+                       {"p50_ms", JsonNumber(s.p50_ms())},
+                       {"p90_ms", JsonNumber(s.p90_ms())},
+                       {"p99_ms", JsonNumber(s.p99_ms())},
+                       {"max_ms", JsonNumber(s.max_ms())}});
     }
-    c.out << "{\"model_version\": " << JsonString(info.model_version())
-          << ", \"dim\": " << info.dim() << ", \"metric\": "
-          << JsonString(info.metric()) << ", \"index_spec\": "
-          << JsonString(info.index_spec()) << ", \"gallery_size\": "
-          << info.gallery_size() << ", \"label_names\": ["
-          << absl::StrJoin(labels, ", ") << "], \"bundle_path\": "
-          << JsonString(info.bundle_path())
-          << ", \"read_only\": " << (info.read_only() ? "true" : "false")
-          << ", \"input_height\": "
-          << info.input_height() << ", \"input_width\": " << info.input_width()
-          << ", \"input_channels\": " << info.input_channels()
-          << ", \"uptime_seconds\": " << JsonNumber(info.uptime_seconds())
-          << ", \"stats\": [" << absl::StrJoin(stats, ", ") << "]}\n";
+    const std::vector<std::string> labels(info.label_names().begin(),
+                                          info.label_names().end());
+    c.out << JsonText({{"model_version", info.model_version()},
+                       {"dim", info.dim()},
+                       {"metric", info.metric()},
+                       {"index_spec", info.index_spec()},
+                       {"gallery_size", info.gallery_size()},
+                       {"label_names", labels},
+                       {"bundle_path", info.bundle_path()},
+                       {"read_only", info.read_only()},
+                       {"input_height", info.input_height()},
+                       {"input_width", info.input_width()},
+                       {"input_channels", info.input_channels()},
+                       {"uptime_seconds", JsonNumber(info.uptime_seconds())},
+                       {"stats", stats}})
+          << "\n";
     return kExitOk;
   }
   c.out << "server        " << c.options.server << "\n"
@@ -702,6 +704,50 @@ std::string ProgramUsage() {
   absl::StrAppend(&out, "\nglobal flags:\n", FlagsHelp(GlobalFlags()),
                   "\nexit codes: 0 ok, 1 error (server or local), 2 usage\n");
   return out;
+}
+
+int RunClient(const std::vector<std::string>& args, std::ostream& out,
+              std::ostream& err) {
+  // The subcommand is the first argument that is neither a flag nor the
+  // value of a global flag given as "--flag value".
+  const std::vector<FlagDef> globals = GlobalFlags();
+  size_t sub = 0;
+  bool after_dashes = false;
+  for (; sub < args.size(); ++sub) {
+    const std::string& arg = args[sub];
+    if (arg == "--") {
+      after_dashes = true;
+      ++sub;
+      break;
+    }
+    if (arg.empty() || arg[0] != '-' || arg == "-") break;
+    if (arg.find('=') != std::string::npos) continue;
+    const std::string name = arg.substr(arg.rfind('-') + 1);
+    for (const FlagDef& def : globals) {
+      if (def.name == name && def.kind != Kind::kBool) ++sub;  // its value
+    }
+  }
+  std::vector<std::string> before(args.begin(), args.begin() + std::min(sub, args.size()));
+  if (after_dashes) before.pop_back();
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(globals, before);
+  if (parsed.ok() && parsed->help) {
+    out << ProgramUsage();
+    return kExitOk;
+  }
+  if (!parsed.ok()) {
+    err << "error: " << parsed.status().message()
+        << " (try: embedsearch-client --help)\n";
+    return kExitUsage;
+  }
+  ClientOptions options;
+  ApplyEnvironment(options);  // flags take precedence
+  ApplyGlobalFlags(*parsed, options);
+  if (sub >= args.size()) {
+    err << "error: no command given\n\n" << ProgramUsage();
+    return kExitUsage;
+  }
+  const std::vector<std::string> rest(args.begin() + sub + 1, args.end());
+  return RunCommand(args[sub], rest, options, out, err);
 }
 
 int RunCommand(const std::string& name, const std::vector<std::string>& args,

@@ -19,6 +19,14 @@ namespace embedsearch {
 int RunCommand(const std::string& name, const std::vector<std::string>& args,
                ClientOptions options, std::ostream& out, std::ostream& err);
 
+// The whole command line after the program name: global flags, the
+// subcommand, its arguments (global flags may also follow it). Options come
+// from $EMBEDSEARCH_SERVER / $EMBEDSEARCH_TOKEN, then the flags. "--help"
+// before the subcommand prints ProgramUsage(); no subcommand, an unknown
+// one or bad flags: a message on `err` and kExitUsage.
+int RunClient(const std::vector<std::string>& args, std::ostream& out,
+              std::ostream& err);
+
 // The program's usage text: synopsis, subcommands, global flags.
 std::string ProgramUsage();
 

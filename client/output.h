@@ -1,4 +1,4 @@
-// Plain-text tables and a minimal JSON writer for the CLI's output.
+// Plain-text tables for the CLI's output; its JSON is core/util/json.h.
 #ifndef EMBEDSEARCH_CLIENT_OUTPUT_H_
 #define EMBEDSEARCH_CLIENT_OUTPUT_H_
 
@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "core/util/json.h"
 
 namespace embedsearch {
 
@@ -15,10 +16,9 @@ std::string FormatTable(const std::vector<std::string>& header,
                         const std::vector<std::vector<std::string>>& rows,
                         const std::vector<bool>& right_aligned);
 
-// A JSON string literal (quotes included), escaping per RFC 8259.
-std::string JsonString(absl::string_view s);
-// A JSON number; NaN and infinities become null (JSON has no spelling).
-std::string JsonNumber(double v);
+// A number for --json output, kept to 9 significant digits (a float's
+// precision); NaN and infinities print as null (JSON has no spelling).
+double JsonNumber(double v);
 
 }  // namespace embedsearch
 

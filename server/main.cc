@@ -1,6 +1,7 @@
 // embedsearch-server: parses flags and calls RunServer.
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -51,13 +52,12 @@ ABSL_FLAG(std::string, log_format, "text",
 
 namespace {
 
+// "a/b/" and "a/b" both give "a"; a bare name gives ".".
 std::string ParentDirectory(const std::string& path) {
-  std::string p = path;
-  while (p.size() > 1 && p.back() == '/') p.pop_back();
-  const size_t slash = p.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return p.substr(0, slash);
+  std::filesystem::path p(path);
+  if (!p.has_filename()) p = p.parent_path();  // trailing '/'
+  std::filesystem::path parent = p.parent_path();
+  return parent.empty() ? "." : parent.string();
 }
 
 }  // namespace

@@ -7,37 +7,17 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/util/json.h"
 
 namespace embedsearch {
 namespace {
-
-std::string JsonEscape(absl::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out;
-}
 
 // key=value values are quoted when they hold spaces, quotes or '='.
 std::string TextValue(absl::string_view s) {
   if (!s.empty() && s.find_first_of(" \"=\t\n") == absl::string_view::npos) {
     return std::string(s);
   }
-  return absl::StrCat("\"", JsonEscape(s), "\"");
+  return JsonText(Json(std::string(s)));  // a quoted string with JSON escapes
 }
 
 std::string Now() {
@@ -69,19 +49,15 @@ bool ParseLogFormat(absl::string_view name, LogFormat* format) {
 std::string FormatRequestLog(LogFormat format, const RequestLogEntry& e) {
   const std::string code = absl::StatusCodeToString(e.status.code());
   if (format == LogFormat::kJson) {
-    std::string line = absl::StrFormat(
-        "{\"ts\":\"%s\",\"event\":\"request\",\"method\":\"%s\",\"code\":\"%s\","
-        "\"latency_ms\":%.3f,\"peer\":\"%s\"",
-        Now(), JsonEscape(e.method), code, e.latency_ms, JsonEscape(e.peer));
-    if (!e.status.ok()) {
-      absl::StrAppend(&line, ",\"message\":\"", JsonEscape(e.status.message()),
-                      "\"");
-    }
-    if (!e.detail.empty()) {
-      absl::StrAppend(&line, ",\"detail\":\"", JsonEscape(e.detail), "\"");
-    }
-    line += "}";
-    return line;
+    Json line = {{"ts", Now()},
+                 {"event", "request"},
+                 {"method", std::string(e.method)},
+                 {"code", code},
+                 {"latency_ms", RoundDecimals(e.latency_ms, 3)},
+                 {"peer", std::string(e.peer)}};
+    if (!e.status.ok()) line["message"] = std::string(e.status.message());
+    if (!e.detail.empty()) line["detail"] = std::string(e.detail);
+    return JsonText(line);
   }
   std::string line = absl::StrFormat(
       "ts=%s event=request method=%s code=%s latency_ms=%.3f peer=%s", Now(),
@@ -104,9 +80,9 @@ void WriteEventLog(LogFormat format, absl::string_view event,
     case LogFormat::kNone:
       return;
     case LogFormat::kJson:
-      WriteLine(absl::StrFormat(
-          "{\"ts\":\"%s\",\"event\":\"%s\",\"detail\":\"%s\"}", Now(),
-          JsonEscape(event), JsonEscape(detail)));
+      WriteLine(JsonText(Json{{"ts", Now()},
+                              {"event", std::string(event)},
+                              {"detail", std::string(detail)}}));
       return;
     case LogFormat::kText:
       WriteLine(absl::StrFormat("ts=%s event=%s detail=%s", Now(),

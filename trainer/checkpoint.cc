@@ -1,143 +1,171 @@
 #include "trainer/checkpoint.h"
 
-#include <cstring>
+#include <utility>
 
-#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "core/loss/mining_kind.h"
 #include "core/util/file.h"
 #include "core/util/status_macros.h"
+#include "embedsearch/v1/bundle.pb.h"
+#include "google/protobuf/util/message_differencer.h"
 
 namespace embedsearch {
 namespace {
 
-constexpr char kMagic[] = "ESCKPT01";
-constexpr size_t kMagicSize = 8;
+// The first bytes of the checkpoints of earlier trainers.
+constexpr char kOldFormatMagic[] = "ESCKPT01";
 
-void PutU32(std::string* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+// "modified: margin: 0.2 -> 0.3" lines for every field that differs, or ""
+// when the messages are equal.
+std::string Differences(const google::protobuf::Message& stored,
+                        const google::protobuf::Message& now) {
+  std::string report;
+  google::protobuf::util::MessageDifferencer differ;
+  differ.ReportDifferencesToString(&report);
+  if (differ.Compare(stored, now)) return "";
+  absl::StripTrailingAsciiWhitespace(&report);
+  return absl::StrReplaceAll(report, {{"\n", "; "}});
 }
-void PutU64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+
+absl::StatusOr<v1::EncoderConfigProto> ModelConfigOf(const std::string& model,
+                                                     const std::string& what) {
+  v1::ModelProto proto;
+  if (!proto.ParseFromString(model)) {
+    return absl::DataLossError(absl::StrCat(what, ": the model does not parse"));
+  }
+  return proto.config();
 }
-
-class Reader {
- public:
-  explicit Reader(absl::string_view data) : data_(data) {}
-  bool U32(uint32_t* v) {
-    if (data_.size() - pos_ < 4) return false;
-    *v = 0;
-    for (int i = 0; i < 4; ++i)
-      *v |= static_cast<uint32_t>(static_cast<uint8_t>(data_[pos_ + i])) << (8 * i);
-    pos_ += 4;
-    return true;
-  }
-  bool U64(uint64_t* v) {
-    if (data_.size() - pos_ < 8) return false;
-    *v = 0;
-    for (int i = 0; i < 8; ++i)
-      *v |= static_cast<uint64_t>(static_cast<uint8_t>(data_[pos_ + i])) << (8 * i);
-    pos_ += 8;
-    return true;
-  }
-  bool Bytes(uint64_t n, std::string* out) {
-    if (data_.size() - pos_ < n) return false;
-    out->assign(data_.data() + pos_, n);
-    pos_ += n;
-    return true;
-  }
-  size_t pos() const { return pos_; }
-
- private:
-  absl::string_view data_;
-  size_t pos_ = 0;
-};
 
 }  // namespace
 
-uint64_t Fnv1a64(absl::string_view data, uint64_t seed) {
-  uint64_t h = seed;
-  for (char c : data) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 0x100000001b3ULL;
-  }
-  return h;
+v1::TrainingRunOptions RunOptionsOf(const TrainerOptions& o) {
+  v1::TrainingRunOptions r;
+  r.set_data(o.data);
+  r.set_train_limit(o.train_limit);
+  r.set_loss(std::string(EmbeddingLossKindName(o.loss)));
+  r.set_mining(std::string(MiningName(o.mining)));
+  r.set_margin(EffectiveMargin(o));
+  r.set_p(o.p);
+  r.set_swap(o.swap);
+  r.set_squared_energy(o.squared_energy);
+  r.set_beta(o.beta);
+  r.set_classes_per_batch(o.classes_per_batch);
+  r.set_images_per_class(o.images_per_class);
+  r.set_optimizer(std::string(OptimizerKindName(o.optimizer)));
+  r.set_seed(o.seed);
+  r.set_augment(o.augment);
+  r.set_answers(std::string(AnswerSetName(o.answers)));
+  r.set_class_weight(o.class_weight);
+  r.set_holdout_classes(o.holdout_classes);
+  r.set_augment_flip(o.augment_flip);
+  r.set_augment_crop_min_area(o.augment_crop_min_area);
+  r.set_augment_jitter(o.augment_jitter);
+  return r;
 }
 
-void Checkpoint::Set(const std::string& name, std::string payload) {
-  sections_[name] = std::move(payload);
+absl::Status SaveCheckpoint(const std::string& path,
+                            v1::TrainingCheckpoint checkpoint) {
+  checkpoint.set_format_version(kCheckpointFormatVersion);
+  return WriteFileAtomically(path, checkpoint.SerializeAsString());
 }
 
-absl::StatusOr<std::string> Checkpoint::Get(const std::string& name) const {
-  auto it = sections_.find(name);
-  if (it == sections_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("checkpoint has no section \"", name, "\""));
-  }
-  return it->second;
-}
-
-bool Checkpoint::Has(const std::string& name) const {
-  return sections_.count(name) > 0;
-}
-
-std::string Checkpoint::Serialize() const {
-  std::string out(kMagic, kMagicSize);
-  PutU32(&out, static_cast<uint32_t>(sections_.size()));
-  for (const auto& [name, payload] : sections_) {
-    PutU32(&out, static_cast<uint32_t>(name.size()));
-    out += name;
-    PutU64(&out, payload.size());
-    out += payload;
-  }
-  PutU64(&out, Fnv1a64(out));
-  return out;
-}
-
-absl::StatusOr<Checkpoint> Checkpoint::Parse(absl::string_view bytes) {
-  if (bytes.size() < kMagicSize + 4 + 8 ||
-      std::memcmp(bytes.data(), kMagic, kMagicSize) != 0) {
-    return absl::DataLossError("not a trainer checkpoint (bad magic or too short)");
-  }
-  const absl::string_view body = bytes.substr(0, bytes.size() - 8);
-  Reader tail(bytes.substr(bytes.size() - 8));
-  uint64_t stored = 0;
-  tail.U64(&stored);
-  if (stored != Fnv1a64(body)) {
-    return absl::DataLossError("checkpoint checksum mismatch (corrupt or truncated)");
-  }
-  Reader r(body.substr(kMagicSize));
-  uint32_t count = 0;
-  if (!r.U32(&count)) return absl::DataLossError("checkpoint truncated");
-  Checkpoint ckpt;
-  for (uint32_t i = 0; i < count; ++i) {
-    uint32_t name_len = 0;
-    uint64_t len = 0;
-    std::string name, payload;
-    if (!r.U32(&name_len) || !r.Bytes(name_len, &name) || !r.U64(&len) ||
-        !r.Bytes(len, &payload)) {
-      return absl::DataLossError(
-          absl::StrCat("checkpoint truncated in section ", i));
-    }
-    ckpt.sections_[name] = std::move(payload);
-  }
-  if (r.pos() != body.size() - kMagicSize) {
-    return absl::DataLossError("checkpoint has trailing bytes");
-  }
-  return ckpt;
-}
-
-absl::Status Checkpoint::Save(const std::string& path) const {
-  return WriteFileAtomically(path, Serialize());
-}
-
-absl::StatusOr<Checkpoint> Checkpoint::Load(const std::string& path) {
+absl::StatusOr<v1::TrainingCheckpoint> LoadCheckpoint(const std::string& path) {
   ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
-  absl::StatusOr<Checkpoint> ckpt = Parse(bytes);
-  if (!ckpt.ok()) {
-    return absl::Status(ckpt.status().code(),
-                        absl::StrCat(path, ": ", ckpt.status().message()));
+  if (absl::StartsWith(bytes, kOldFormatMagic)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " is a checkpoint of an earlier trainer (format ESCKPT01), "
+              "which this trainer does not read: finish that run with the "
+              "trainer that wrote it, or start again in another --work_dir"));
   }
-  return ckpt;
+  v1::TrainingCheckpoint checkpoint;
+  if (!checkpoint.ParseFromString(bytes)) {
+    return absl::DataLossError(absl::StrCat(path, " is not a training checkpoint"));
+  }
+  if (checkpoint.format_version() != kCheckpointFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " has checkpoint format ", checkpoint.format_version(),
+        "; this trainer reads format ", kCheckpointFormatVersion));
+  }
+  return checkpoint;
+}
+
+absl::Status CheckSameRun(const std::string& path,
+                          const v1::TrainingCheckpoint& stored,
+                          const v1::TrainingRunOptions& now,
+                          const Encoder& fresh) {
+  ASSIGN_OR_RETURN(v1::EncoderConfigProto stored_model,
+                   ModelConfigOf(stored.model(), path));
+  ASSIGN_OR_RETURN(v1::EncoderConfigProto fresh_model,
+                   ModelConfigOf(fresh.ToBytes(), "this run"));
+  std::string differences = Differences(stored.options(), now);
+  const std::string model_differences = Differences(stored_model, fresh_model);
+  if (!model_differences.empty()) {
+    absl::StrAppend(&differences, differences.empty() ? "" : "; ", "model ",
+                    model_differences);
+  }
+  if (differences.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      path, " was written by a run with other options (checkpoint -> now): ",
+      differences));
+}
+
+v1::EpochRecordProto EpochRecordToProto(const EpochRecord& r) {
+  v1::EpochRecordProto p;
+  p.set_epoch(r.epoch);
+  p.set_steps(r.steps);
+  p.set_global_step(r.global_step);
+  p.set_loss(r.loss);
+  p.set_spread(r.spread);
+  p.set_lr(r.lr);
+  p.set_seconds(r.seconds);
+  p.set_images_per_second(r.images_per_second);
+  p.set_evaluated(r.evaluated);
+  p.set_queries(r.metrics.queries);
+  p.set_precision_at_1(r.metrics.precision_at_1);
+  p.set_recall_at_1(r.metrics.recall_at_1);
+  p.set_recall_at_5(r.metrics.recall_at_5);
+  p.set_recall_at_10(r.metrics.recall_at_10);
+  p.set_map_at_r(r.metrics.map_at_r);
+  p.set_held_out_evaluated(r.held_out_evaluated);
+  v1::RetrievalMetricsProto* h = p.mutable_held_out();
+  h->set_queries(r.held_out.queries);
+  h->set_precision_at_1(r.held_out.precision_at_1);
+  h->set_recall_at_1(r.held_out.recall_at_1);
+  h->set_recall_at_5(r.held_out.recall_at_5);
+  h->set_recall_at_10(r.held_out.recall_at_10);
+  h->set_map_at_r(r.held_out.map_at_r);
+  return p;
+}
+
+EpochRecord EpochRecordFromProto(const v1::EpochRecordProto& p) {
+  EpochRecord r;
+  r.epoch = p.epoch();
+  r.steps = p.steps();
+  r.global_step = p.global_step();
+  r.loss = p.loss();
+  r.spread = p.spread();
+  r.lr = p.lr();
+  r.seconds = p.seconds();
+  r.images_per_second = p.images_per_second();
+  r.evaluated = p.evaluated();
+  r.metrics.queries = p.queries();
+  r.metrics.precision_at_1 = p.precision_at_1();
+  r.metrics.recall_at_1 = p.recall_at_1();
+  r.metrics.recall_at_5 = p.recall_at_5();
+  r.metrics.recall_at_10 = p.recall_at_10();
+  r.metrics.map_at_r = p.map_at_r();
+  r.held_out_evaluated = p.held_out_evaluated();
+  const v1::RetrievalMetricsProto& h = p.held_out();
+  r.held_out.queries = h.queries();
+  r.held_out.precision_at_1 = h.precision_at_1();
+  r.held_out.recall_at_1 = h.recall_at_1();
+  r.held_out.recall_at_5 = h.recall_at_5();
+  r.held_out.recall_at_10 = h.recall_at_10();
+  r.held_out.map_at_r = h.map_at_r();
+  return r;
 }
 
 }  // namespace embedsearch

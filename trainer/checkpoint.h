@@ -1,41 +1,56 @@
-// Training checkpoints: named binary sections in one file, written
-// atomically (WriteFileAtomically), so a crash or Ctrl-C while saving leaves
-// the previous checkpoint intact.
+// Training checkpoints: one embedsearch.v1.TrainingCheckpoint message
+// (proto/embedsearch/v1/checkpoint.proto) in <work_dir>/checkpoint.bin,
+// written atomically (WriteFileAtomically), so a crash or Ctrl-C while
+// saving leaves the previous checkpoint intact. No checksum of our own: the
+// write is atomic and the model inside verifies itself (Encoder::FromBytes
+// recomputes its content-derived model_version).
 //
-// File layout: "ESCKPT01" magic, u32 section count, then per section
-// u32 name length, name, u64 payload length, payload; finally a u64 FNV-1a
-// hash of everything before it. Integers are little-endian.
+// Whether --resume may continue is decided field by field: the stored
+// TrainingRunOptions against this run's, and the stored model's config
+// (EncoderConfigProto, every field, whatever the architecture) against the
+// model this run builds. Thread-compatible: no shared state.
 #ifndef EMBEDSEARCH_TRAINER_CHECKPOINT_H_
 #define EMBEDSEARCH_TRAINER_CHECKPOINT_H_
 
-#include <map>
 #include <string>
+#include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
+#include "core/nn/encoder.h"
+#include "embedsearch/v1/checkpoint.pb.h"
+#include "trainer/trainer.h"
+#include "trainer/trainer_options.h"
 
 namespace embedsearch {
 
-class Checkpoint {
- public:
-  void Set(const std::string& name, std::string payload);
-  // NotFound naming the section when absent.
-  absl::StatusOr<std::string> Get(const std::string& name) const;
-  bool Has(const std::string& name) const;
+// The current TrainingCheckpoint.format_version.
+inline constexpr uint32_t kCheckpointFormatVersion = 2;
 
-  std::string Serialize() const;
-  // DataLoss for a bad magic, truncation or checksum mismatch.
-  static absl::StatusOr<Checkpoint> Parse(absl::string_view bytes);
+// The trajectory-shaping options of `o` (the margin as EffectiveMargin).
+v1::TrainingRunOptions RunOptionsOf(const TrainerOptions& o);
 
-  absl::Status Save(const std::string& path) const;
-  static absl::StatusOr<Checkpoint> Load(const std::string& path);
+// Writes `checkpoint` (format_version set to the current one) atomically.
+absl::Status SaveCheckpoint(const std::string& path,
+                            v1::TrainingCheckpoint checkpoint);
 
- private:
-  std::map<std::string, std::string> sections_;
-};
+// Errors: NotFound (no file); FailedPrecondition for a checkpoint of the
+// earlier "ESCKPT01" format or another format_version (the message says so
+// and what to do); DataLoss when the bytes are not a checkpoint.
+absl::StatusOr<v1::TrainingCheckpoint> LoadCheckpoint(const std::string& path);
 
-// 64-bit FNV-1a; also used to fingerprint trainer options.
-uint64_t Fnv1a64(absl::string_view data, uint64_t seed = 0xcbf29ce484222325ULL);
+// OK when `stored` was written by a run with the same options and model
+// config as `now` and `fresh` (the model this run would start from);
+// otherwise FailedPrecondition naming each differing field with the
+// checkpoint's and this run's values. `path` is only for the message.
+absl::Status CheckSameRun(const std::string& path,
+                          const v1::TrainingCheckpoint& stored,
+                          const v1::TrainingRunOptions& now,
+                          const Encoder& fresh);
+
+// EpochRecord <-> its message, every bit kept.
+v1::EpochRecordProto EpochRecordToProto(const EpochRecord& r);
+EpochRecord EpochRecordFromProto(const v1::EpochRecordProto& p);
 
 }  // namespace embedsearch
 

@@ -237,43 +237,5 @@ absl::Status EvaluateHeldOutClasses(const HeldOutClasses& held_out,
   return absl::OkStatus();
 }
 
-std::string EncodeHeldOutHistory(const std::vector<EpochRecord>& history) {
-  std::string out;
-  for (const EpochRecord& r : history) {
-    if (!r.held_out_evaluated) continue;
-    const RetrievalMetrics& m = r.held_out;
-    absl::StrAppendFormat(&out, "%d %d %a %a %a %a %a\n", r.epoch, m.queries,
-                          m.precision_at_1, m.recall_at_1, m.recall_at_5,
-                          m.recall_at_10, m.map_at_r);
-  }
-  return out;
-}
-
-absl::Status DecodeHeldOutHistory(const std::string& text,
-                                  std::vector<EpochRecord>* history) {
-  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-    std::vector<std::string> f = absl::StrSplit(line, ' ');
-    int epoch = 0;
-    RetrievalMetrics m;
-    double v[5];
-    bool ok = f.size() == 7 && absl::SimpleAtoi(f[0], &epoch) &&
-              absl::SimpleAtoi(f[1], &m.queries);
-    for (int i = 0; ok && i < 5; ++i) {
-      char* end = nullptr;
-      v[i] = std::strtod(f[i + 2].c_str(), &end);
-      ok = end != nullptr && *end == '\0';
-    }
-    if (!ok)
-      return absl::DataLossError("checkpoint held-out history: bad line");
-    m.precision_at_1 = v[0], m.recall_at_1 = v[1], m.recall_at_5 = v[2];
-    m.recall_at_10 = v[3], m.map_at_r = v[4];
-    for (EpochRecord& r : *history) {
-      if (r.epoch != epoch) continue;
-      r.held_out = m;
-      r.held_out_evaluated = true;
-    }
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace embedsearch

@@ -102,13 +102,6 @@ absl::Status EvaluateHeldOutClasses(const HeldOutClasses& held_out,
                                     const Encoder& encoder, int threads,
                                     EpochRecord* record);
 
-// The held-out metrics of `history` as a checkpoint section ("%a" floats,
-// bit-exact), and back into the records of the same epochs. DataLoss for a
-// malformed section.
-std::string EncodeHeldOutHistory(const std::vector<EpochRecord>& history);
-absl::Status DecodeHeldOutHistory(const std::string& text,
-                                  std::vector<EpochRecord>* history);
-
 }  // namespace embedsearch
 
 #endif  // EMBEDSEARCH_TRAINER_HOLDOUT_H_

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <random>
+
+#include <Eigen/Dense>
 
 #include "absl/strings/str_format.h"
 #include "trainer/svg.h"
@@ -120,58 +121,31 @@ std::vector<std::pair<float, float>> Pca2d(const float* embeddings, int64_t n,
                                            int dim,
                                            std::vector<float>* components) {
   std::vector<std::pair<float, float>> out(n, {0.f, 0.f});
+  if (components != nullptr) components->assign(2 * std::max(dim, 0), 0.f);
   if (n <= 0 || dim <= 0) return out;
-  std::vector<double> mean(dim, 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int d = 0; d < dim; ++d) mean[d] += embeddings[i * dim + d];
-  for (double& m : mean) m /= static_cast<double>(n);
-  std::vector<double> cov(static_cast<size_t>(dim) * dim, 0.0);
-  std::vector<double> row(dim);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int d = 0; d < dim; ++d) row[d] = embeddings[i * dim + d] - mean[d];
-    for (int a = 0; a < dim; ++a)
-      for (int b = 0; b < dim; ++b) cov[a * dim + b] += row[a] * row[b];
-  }
-  // Power iteration with deflation; a fixed seed keeps the picture stable.
-  std::mt19937 rng(12345);
-  std::normal_distribution<double> normal;
-  std::vector<std::vector<double>> pcs;
+  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const Eigen::Map<const RowMajor> x(embeddings, n, dim);
+  const Eigen::MatrixXd centred =
+      x.cast<double>().rowwise() - x.cast<double>().colwise().mean();
+  const Eigen::MatrixXd covariance = centred.transpose() * centred;
+  // Eigenvalues come in increasing order: the last columns are PC1, PC2.
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(covariance);
+  Eigen::MatrixXd pcs = Eigen::MatrixXd::Zero(dim, 2);
   for (int c = 0; c < std::min(2, dim); ++c) {
-    std::vector<double> v(dim), w(dim);
-    for (double& x : v) x = normal(rng);
-    for (int it = 0; it < 200; ++it) {
-      for (int a = 0; a < dim; ++a) {
-        double s = 0;
-        for (int b = 0; b < dim; ++b) s += cov[a * dim + b] * v[b];
-        w[a] = s;
-      }
-      for (const auto& p : pcs) {  // stay orthogonal to earlier components
-        double dot = 0;
-        for (int a = 0; a < dim; ++a) dot += w[a] * p[a];
-        for (int a = 0; a < dim; ++a) w[a] -= dot * p[a];
-      }
-      double norm = 0;
-      for (double x : w) norm += x * x;
-      norm = std::sqrt(norm);
-      if (norm < 1e-30) break;  // no variance left in this direction
-      for (int a = 0; a < dim; ++a) v[a] = w[a] / norm;
-    }
-    pcs.push_back(v);
+    Eigen::VectorXd v = solver.eigenvectors().col(dim - 1 - c);
+    // An eigenvector's sign is arbitrary; fix it so the picture is stable.
+    Eigen::Index largest = 0;
+    v.cwiseAbs().maxCoeff(&largest);
+    if (v[largest] < 0) v = -v;
+    pcs.col(c) = v;
   }
-  while (pcs.size() < 2) pcs.emplace_back(dim, 0.0);
   if (components != nullptr) {
-    components->assign(2 * dim, 0.f);
     for (int c = 0; c < 2; ++c)
-      for (int d = 0; d < dim; ++d) (*components)[c * dim + d] = pcs[c][d];
+      for (int d = 0; d < dim; ++d) (*components)[c * dim + d] = pcs(d, c);
   }
+  const Eigen::MatrixXd projected = centred * pcs;
   for (int64_t i = 0; i < n; ++i) {
-    double x = 0, y = 0;
-    for (int d = 0; d < dim; ++d) {
-      const double c = embeddings[i * dim + d] - mean[d];
-      x += c * pcs[0][d];
-      y += c * pcs[1][d];
-    }
-    out[i] = {static_cast<float>(x), static_cast<float>(y)};
+    out[i] = {static_cast<float>(projected(i, 0)), static_cast<float>(projected(i, 1))};
   }
   return out;
 }

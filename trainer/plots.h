@@ -23,8 +23,10 @@ struct EpochPoint {
 std::string TrainingCurveSvg(const std::vector<EpochPoint>& points,
                              const std::string& title);
 
-// The first two principal components of `embeddings` (n * dim), computed by
-// power iteration on the dim x dim covariance. `components` receives
+// The first two principal components of `embeddings` (n * dim): the
+// eigenvectors of the dim x dim covariance with the largest eigenvalues
+// (Eigen's SelfAdjointEigenSolver), each signed so its largest entry is
+// positive. `components` receives
 // 2 * dim floats (row-major, PC1 then PC2) when not null.
 std::vector<std::pair<float, float>> Pca2d(const float* embeddings, int64_t n,
                                            int dim,

@@ -198,12 +198,17 @@ absl::StatusOr<RetrievalMetrics> EvaluateLeaveOneOut(
                   /*leave_one_out=*/true);
 }
 
+Json RetrievalMetricsToJson(const RetrievalMetrics& m) {
+  return {{"queries", m.queries},
+          {"precision_at_1", RoundDecimals(m.precision_at_1, 6)},
+          {"recall_at_1", RoundDecimals(m.recall_at_1, 6)},
+          {"recall_at_5", RoundDecimals(m.recall_at_5, 6)},
+          {"recall_at_10", RoundDecimals(m.recall_at_10, 6)},
+          {"map_at_r", RoundDecimals(m.map_at_r, 6)}};
+}
+
 std::string RetrievalMetricsJson(const RetrievalMetrics& m) {
-  return absl::StrFormat(
-      "{\"queries\":%d,\"precision_at_1\":%.6f,\"recall_at_1\":%.6f,"
-      "\"recall_at_5\":%.6f,\"recall_at_10\":%.6f,\"map_at_r\":%.6f}",
-      m.queries, m.precision_at_1, m.recall_at_1, m.recall_at_5, m.recall_at_10,
-      m.map_at_r);
+  return JsonText(RetrievalMetricsToJson(m));
 }
 
 }  // namespace embedsearch

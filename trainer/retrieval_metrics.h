@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/util/json.h"
 
 namespace embedsearch {
 
@@ -85,8 +86,10 @@ absl::StatusOr<RetrievalMetrics> EvaluateLeaveOneOut(
     const float* embeddings, const std::vector<int32_t>& labels, int dim,
     const RetrievalEvalOptions& options = {});
 
-// One JSON object (no newline) with the fields of `m`, e.g.
+// The fields of `m` as a JSON object, rates rounded to 6 decimals, e.g.
 // {"queries":10,"precision_at_1":0.9,...}.
+Json RetrievalMetricsToJson(const RetrievalMetrics& m);
+// The same as one line of text (no newline).
 std::string RetrievalMetricsJson(const RetrievalMetrics& m);
 
 }  // namespace embedsearch

@@ -1,16 +1,15 @@
 #include "trainer/trainer.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
-#include <sstream>
+#include <memory>
+#include <optional>
+#include <system_error>
 
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -24,10 +23,11 @@
 #include "core/index/bundle.h"
 #include "core/loss/class_energy_loss.h"
 #include "core/loss/embedding_loss.h"
+#include "core/nn/arch_spec.h"
 #include "core/nn/optimizer.h"
 #include "core/util/file.h"
+#include "core/util/json.h"
 #include "core/util/status_macros.h"
-#include "core/nn/arch_spec.h"
 #include "trainer/checkpoint.h"
 #include "trainer/class_vectors.h"
 #include "trainer/collapse_detector.h"
@@ -42,21 +42,14 @@ namespace {
 constexpr double kPi = 3.14159265358979323846;
 
 bool FileExists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
+  std::error_code ec;
+  return std::filesystem::exists(path, ec);
 }
 
 absl::Status MakeDirs(const std::string& path) {
-  std::string cur;
-  for (absl::string_view part : absl::StrSplit(path, '/')) {
-    cur = cur.empty() && path[0] == '/' ? absl::StrCat("/", part)
-                                        : (cur.empty() ? std::string(part)
-                                                       : absl::StrCat(cur, "/", part));
-    if (part.empty()) continue;
-    if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) {
-      return ErrnoStatus(errno, "mkdir", cur);
-    }
-  }
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return ErrnoStatus(ec.value(), "mkdir", path);
   return absl::OkStatus();
 }
 
@@ -66,31 +59,6 @@ bool IsFashionMnistDir(const std::string& dir) {
     if (FileExists(absl::StrCat(dir, "/", name))) return true;
   }
   return false;
-}
-
-// Options whose change makes a checkpoint meaningless for this run.
-std::string Fingerprint(const TrainerOptions& o) {
-  return absl::StrFormat(
-      "data=%s train_limit=%d loss=%s mining=%s margin=%.17g p=%.17g swap=%d "
-      "squared=%d beta=%.17g dim=%d bn=%d hidden=%d conv=%s dropout=%.17g P=%d "
-      "K=%d optimizer=%s seed=%d "
-      "augment=%d answers=%s class_weight=%.17g%s",
-      o.data, o.train_limit, EmbeddingLossKindName(o.loss),
-      MiningName(o.mining), EffectiveMargin(o), o.p, o.swap, o.squared_energy,
-      o.beta, o.dim, o.batch_norm, o.hidden,
-      absl::StrJoin(o.conv_channels, ","), o.dropout, o.classes_per_batch,
-      o.images_per_class, OptimizerKindName(o.optimizer), o.seed, o.augment,
-      AnswerSetName(o.answers), o.class_weight,
-      // Only when set, so checkpoints of runs without them still resume.
-      o.arch.empty() && o.input.empty()
-          ? ""
-          : absl::StrCat(" arch=", o.arch, " input=", o.input)) +
-         (o.holdout_classes.empty() ? "" : " holdout=" + o.holdout_classes) +
-         // Only when set, so checkpoints from before these flags still match.
-         (o.augment_flip && o.augment_crop_min_area == 1 && o.augment_jitter == 0
-              ? ""
-              : absl::StrFormat(" flip=%d crop=%.17g jitter=%.17g", o.augment_flip,
-                                o.augment_crop_min_area, o.augment_jitter));
 }
 
 // The encoder's parameters and, when the run has them (--answers=classes or
@@ -119,77 +87,6 @@ std::unique_ptr<Optimizer> MakeOptimizer(const TrainerOptions& o,
     }
   }
   return nullptr;
-}
-
-// Key=value lines (the checkpoint's "meta" section).
-std::string EncodeMeta(const std::map<std::string, std::string>& kv) {
-  std::string out;
-  for (const auto& [k, v] : kv) absl::StrAppend(&out, k, "=", v, "\n");
-  return out;
-}
-std::map<std::string, std::string> DecodeMeta(absl::string_view text) {
-  std::map<std::string, std::string> kv;
-  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> p =
-        absl::StrSplit(line, absl::MaxSplits('=', 1));
-    kv[p.first] = p.second;
-  }
-  return kv;
-}
-
-// History records as "%a" hex floats so they survive bit-exactly.
-std::string EncodeHistory(const std::vector<EpochRecord>& h) {
-  std::string out;
-  for (const EpochRecord& r : h) {
-    absl::StrAppendFormat(&out, "%d %d %d %a %a %a %a %a %d %d %a %a %a %a %a\n",
-                          r.epoch, r.steps, r.global_step, r.loss, r.spread,
-                          r.lr, r.seconds, r.images_per_second, r.evaluated,
-                          r.metrics.queries, r.metrics.precision_at_1,
-                          r.metrics.recall_at_1, r.metrics.recall_at_5,
-                          r.metrics.recall_at_10, r.metrics.map_at_r);
-  }
-  return out;
-}
-absl::StatusOr<std::vector<EpochRecord>> DecodeHistory(absl::string_view text) {
-  std::vector<EpochRecord> h;
-  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
-    std::vector<std::string> f = absl::StrSplit(line, ' ');
-    if (f.size() != 15) return absl::DataLossError("checkpoint history: bad line");
-    EpochRecord r;
-    int evaluated = 0;
-    auto d = [&](int i) { return std::strtod(f[i].c_str(), nullptr); };
-    if (!absl::SimpleAtoi(f[0], &r.epoch) || !absl::SimpleAtoi(f[1], &r.steps) ||
-        !absl::SimpleAtoi(f[2], &r.global_step) ||
-        !absl::SimpleAtoi(f[8], &evaluated) ||
-        !absl::SimpleAtoi(f[9], &r.metrics.queries)) {
-      return absl::DataLossError("checkpoint history: bad integer");
-    }
-    r.loss = d(3), r.spread = d(4), r.lr = d(5), r.seconds = d(6);
-    r.images_per_second = d(7);
-    r.evaluated = evaluated != 0;
-    r.metrics.precision_at_1 = d(10), r.metrics.recall_at_1 = d(11);
-    r.metrics.recall_at_5 = d(12), r.metrics.recall_at_10 = d(13);
-    r.metrics.map_at_r = d(14);
-    h.push_back(r);
-  }
-  return h;
-}
-
-std::string RngStateText(const Rng& rng) {
-  const Rng::State s = rng.state();
-  return absl::StrFormat("%d %d %d %d", s[0], s[1], s[2], s[3]);
-}
-absl::Status ParseRngState(absl::string_view text, Rng* rng) {
-  std::vector<std::string> f = absl::StrSplit(text, ' ');
-  Rng::State s;
-  if (f.size() != 4) return absl::DataLossError("checkpoint: bad rng state");
-  for (int i = 0; i < 4; ++i) {
-    if (!absl::SimpleAtoi(f[i], &s[i])) {
-      return absl::DataLossError("checkpoint: bad rng state");
-    }
-  }
-  rng->set_state(s);
-  return absl::OkStatus();
 }
 
 Dataset FirstN(const Dataset& d, int64_t limit) {
@@ -230,21 +127,20 @@ double LearningRateAt(const TrainerOptions& o, int64_t step,
 }
 
 std::string EpochRecordJson(const EpochRecord& r, const TrainerOptions& o) {
-  std::string json = absl::StrFormat(
-      "{\"epoch\":%d,\"steps\":%d,\"global_step\":%d,\"loss\":%.6f,"
-      "\"spread\":%.4f,\"lr\":%.6g,\"seconds\":%.2f,\"images_per_second\":%.1f,"
-      "\"loss_kind\":\"%s\",\"mining\":\"%s\",\"answers\":\"%s\"",
-      r.epoch, r.steps, r.global_step, r.loss, r.spread, r.lr, r.seconds,
-      r.images_per_second, EmbeddingLossKindName(o.loss), MiningName(o.mining),
-      AnswerSetName(o.answers));
-  if (r.evaluated) {
-    std::string m = RetrievalMetricsJson(r.metrics);  // {"queries":...}
-    absl::StrAppend(&json, ",", m.substr(1, m.size() - 2));
-  }
-  if (r.held_out_evaluated)
-    absl::StrAppend(&json, ",\"held_out\":", RetrievalMetricsJson(r.held_out));
-  json += "}";
-  return json;
+  Json json = {{"epoch", r.epoch},
+               {"steps", r.steps},
+               {"global_step", r.global_step},
+               {"loss", RoundDecimals(r.loss, 6)},
+               {"spread", RoundDecimals(r.spread, 4)},
+               {"lr", RoundSignificant(r.lr, 6)},
+               {"seconds", RoundDecimals(r.seconds, 2)},
+               {"images_per_second", RoundDecimals(r.images_per_second, 1)},
+               {"loss_kind", std::string(EmbeddingLossKindName(o.loss))},
+               {"mining", std::string(MiningName(o.mining))},
+               {"answers", std::string(AnswerSetName(o.answers))}};
+  if (r.evaluated) json.update(RetrievalMetricsToJson(r.metrics));
+  if (r.held_out_evaluated) json["held_out"] = RetrievalMetricsToJson(r.held_out);
+  return JsonText(json);
 }
 
 void NormalizeImages(const Dataset& dataset, size_t begin, size_t n,
@@ -317,416 +213,499 @@ absl::StatusOr<TrainingData> LoadTrainingData(const TrainerOptions& o) {
   return data;
 }
 
-absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
-                                  const std::atomic<bool>* stop) {
-  RETURN_IF_ERROR(ValidateTrainerOptions(o));
-  RETURN_IF_ERROR(MakeDirs(o.work_dir));
-  const std::string ckpt_path = absl::StrCat(o.work_dir, "/checkpoint.bin");
-  if (!o.resume && FileExists(ckpt_path)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        ckpt_path, " exists: pass --resume to continue that run, or use "
-                   "another --work_dir"));
+namespace {
+
+// One training run, stage by stage; Train() below calls the stages in order:
+//   LoadData    the training and test sets (and the gallery of a folder)
+//   BuildModel  encoder, class vectors, optimizer, PK sampler, augmentation
+//   Restore     continue from the checkpoint (--resume)
+//   PlanSteps   steps per epoch, schedule length, mining warm-up, buffers
+//   TrainEpoch  one epoch of steps (Cancelled, with a checkpoint, on stop)
+//   EndEpoch    evaluate, record, write metrics and plots, checkpoint
+//   Export      the bundle
+// Every random draw comes from the sampler and aug_rng_, both checkpointed,
+// so a resumed run is bit-for-bit the uninterrupted one.
+class TrainingRun {
+ public:
+  TrainingRun(const TrainerOptions& o, const std::atomic<bool>* stop)
+      : o_(o),
+        stop_(stop),
+        ckpt_path_(absl::StrCat(o.work_dir, "/checkpoint.bin")),
+        progress_(stderr, {.tty = o.progress_tty && !o.quiet,
+                           .log_every = o.quiet ? 0 : o.log_every}),
+        class_answers_(o.answers == AnswerSet::kClasses),
+        uses_class_vectors_(class_answers_ || o.class_weight > 0),
+        aug_rng_(o.seed * 0x9E3779B97F4A7C15ull + 17),
+        collapse_({.patience = o.collapse_patience}) {}
+
+  const std::string& checkpoint_path() const { return ckpt_path_; }
+  int first_epoch() const { return completed_epochs_ + 1; }
+
+  absl::Status LoadData();
+  absl::Status BuildModel();
+  absl::Status Restore();
+  absl::Status PlanSteps();
+  absl::Status TrainEpoch(int epoch);
+  absl::Status EndEpoch(int epoch);
+  absl::StatusOr<TrainResult> Export();
+
+ private:
+  void Say(const std::string& line) {
+    if (!o_.quiet) progress_.Line(line);
   }
-  FILE* log = stderr;
-  ProgressReporter progress(log, {.tty = o.progress_tty && !o.quiet,
-                                  .log_every = o.quiet ? 0 : o.log_every});
-  auto say = [&](const std::string& s) {
-    if (!o.quiet) progress.Line(s);
-  };
+  absl::Status TrainStep();
+  absl::StatusOr<ClassEnergyLossResult> ClassLoss(const float* emb,
+                                                  EmbeddingLossKind kind,
+                                                  const EbmOptions& eo, double weight,
+                                                  bool train_class_vectors);
+  absl::StatusOr<EmbeddingLossResult> ComputeLoss(const float* emb,
+                                                  const EmbeddingLossOptions& lo,
+                                                  bool train_class_vectors);
+  absl::Status Evaluate(EpochRecord* rec);
+  absl::Status WriteOutputs(bool with_embedding_map);
+  absl::Status SaveCheckpointNow();
 
-  ASSIGN_OR_RETURN(TrainingData data, LoadTrainingData(o));
-  ASSIGN_OR_RETURN(HeldOutClasses held_out, SplitOffHeldOutClasses(o, &data));
-  if (held_out.split.active()) say(DescribeHeldOutClasses(held_out, data));
-  RETURN_IF_ERROR(WriteHeldOutClassList(held_out.split, o.work_dir));
-  const Dataset& train = data.train;
-  const Dataset& test = data.test;
-  if (test.size() == 0) return absl::InvalidArgumentError("no test images");
-  say(absl::StrFormat("data: %dx%dx%d images held at the input size, %.1f MB",
-                      train.height, train.width, train.channels,
-                      (train.MemoryBytes() + test.MemoryBytes() + data.gallery.MemoryBytes()) /
-                          1048576.0));
+  const TrainerOptions& o_;
+  const std::atomic<bool>* stop_;
+  const std::string ckpt_path_;
+  ProgressReporter progress_;
+  const bool class_answers_;       // --answers=classes
+  const bool uses_class_vectors_;  // ... or --class_weight: trained, checkpointed
 
+  // LoadData.
+  TrainingData data_;
+  HeldOutClasses held_out_;  // empty without --holdout_classes
+  // BuildModel (Restore replaces encoder_ and optimizer_).
+  std::unique_ptr<Encoder> encoder_;
+  int classes_ = 0;
+  Parameter class_vectors_;
+  std::unique_ptr<Optimizer> optimizer_;
+  std::optional<PkSampler> sampler_;
+  Rng aug_rng_;
+  // Run state, restored from the checkpoint on resume.
+  std::vector<EpochRecord> history_;
+  int completed_epochs_ = 0;
+  int64_t step_in_epoch_ = 0;  // steps done in the current (partial) epoch
+  int64_t global_step_ = 0;
+  double epoch_loss_sum_ = 0, epoch_spread_sum_ = 0, epoch_seconds_ = 0;
+  bool collapse_warned_ = false;
+  // PlanSteps.
+  int64_t steps_per_epoch_ = 0;
+  int64_t total_steps_ = 0;
+  int64_t mining_warmup_ = 0;
+  EmbeddingLossOptions loss_options_;
+  CollapseDetector collapse_;
+  int batch_ = 0;
+  size_t pixels_ = 0;
+  std::vector<uint8_t> batch_pixels_;
+  std::vector<float> batch_input_, embeddings_, same_;
+  std::vector<int32_t> batch_labels_;
+  // TrainEpoch / EndEpoch.
+  double last_lr_ = 0;  // of the epoch's last step
+  std::vector<float> gallery_emb_, query_emb_;
+  bool gallery_emb_current_ = false;  // gallery_emb_ is of the current weights
+};
+
+absl::Status TrainingRun::LoadData() {
+  ASSIGN_OR_RETURN(data_, LoadTrainingData(o_));
+  ASSIGN_OR_RETURN(held_out_, SplitOffHeldOutClasses(o_, &data_));
+  if (held_out_.split.active()) Say(DescribeHeldOutClasses(held_out_, data_));
+  RETURN_IF_ERROR(WriteHeldOutClassList(held_out_.split, o_.work_dir));
+  if (data_.test.size() == 0) return absl::InvalidArgumentError("no test images");
+  const Dataset& train = data_.train;
+  Say(absl::StrFormat(
+      "data: %dx%dx%d images held at the input size, %.1f MB", train.height,
+      train.width, train.channels,
+      (train.MemoryBytes() + data_.test.MemoryBytes() + data_.gallery.MemoryBytes()) /
+          1048576.0));
+  return absl::OkStatus();
+}
+
+absl::Status TrainingRun::BuildModel() {
+  const Dataset& train = data_.train;
   EncoderConfig config;
   config.input_height = train.height;
   config.input_width = train.width;
   config.input_channels = train.channels;
-  config.embedding_dim = o.dim;
-  config.batch_norm = o.batch_norm;
-  config.hidden = o.hidden;
-  config.conv_channels = o.conv_channels;
-  config.dropout = static_cast<float>(o.dropout);
+  config.embedding_dim = o_.dim;
+  config.batch_norm = o_.batch_norm;
+  config.hidden = o_.hidden;
+  config.conv_channels = o_.conv_channels;
+  config.dropout = static_cast<float>(o_.dropout);
   config.l2_normalize = true;
-  RETURN_IF_ERROR(ApplyArchOptions(o, &config));
-  if (!data.gallery_is_train) config.preprocessing = MeasuredPreprocessing(train);
-  ASSIGN_OR_RETURN(std::unique_ptr<Encoder> encoder, Encoder::Create(config, o.seed));
-  encoder->set_threads(o.threads);
-  // Only with --answers=classes or --class_weight; then trained and
-  // checkpointed with the encoder.
-  const bool class_answers = o.answers == AnswerSet::kClasses;
-  const bool uses_class_vectors = class_answers || o.class_weight > 0;
-  const int classes = static_cast<int>(train.label_names.size());
-  Parameter class_vectors = MakeClassVectors(
-      uses_class_vectors ? classes : 0, o.dim, o.seed);
-  Parameter* trained_class_vectors = uses_class_vectors ? &class_vectors : nullptr;
-  std::unique_ptr<Optimizer> optimizer =
-      MakeOptimizer(o, *encoder, trained_class_vectors);
+  RETURN_IF_ERROR(ApplyArchOptions(o_, &config));
+  if (!data_.gallery_is_train) config.preprocessing = MeasuredPreprocessing(train);
+  ASSIGN_OR_RETURN(encoder_, Encoder::Create(config, o_.seed));
+  encoder_->set_threads(o_.threads);
+  classes_ = static_cast<int>(train.label_names.size());
+  class_vectors_ = MakeClassVectors(uses_class_vectors_ ? classes_ : 0, o_.dim, o_.seed);
+  optimizer_ = MakeOptimizer(o_, *encoder_, uses_class_vectors_ ? &class_vectors_ : nullptr);
 
   PkSamplerOptions pk;
-  pk.classes_per_batch = o.classes_per_batch;
-  pk.images_per_class = o.images_per_class;
-  pk.seed = o.seed;
+  pk.classes_per_batch = o_.classes_per_batch;
+  pk.images_per_class = o_.images_per_class;
+  pk.seed = o_.seed;
   // Classes smaller than K repeat images; one-image classes are left out.
-  pk.min_images_per_class = o.images_per_class >= 2 ? 2 : 0;
-  absl::StatusOr<PkSampler> sampler_or = PkSampler::Create(train.labels, pk);
-  if (!sampler_or.ok()) {
+  pk.min_images_per_class = o_.images_per_class >= 2 ? 2 : 0;
+  absl::StatusOr<PkSampler> sampler = PkSampler::Create(train.labels, pk);
+  if (!sampler.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--classes-per-batch/--images-per-class: ", sampler_or.status().message()));
+        "--classes-per-batch/--images-per-class: ", sampler.status().message()));
   }
-  PkSampler sampler = std::move(*sampler_or);
-  if (!sampler.excluded_labels().empty())
-    say(DescribeExcludedClasses(sampler.excluded_labels(), train));
-  Rng aug_rng(o.seed * 0x9E3779B97F4A7C15ull + 17);
-
-  // Run state (restored from the checkpoint on resume).
-  std::vector<EpochRecord> history;
-  int completed_epochs = 0;
-  int64_t step_in_epoch = 0;  // steps done in the current (partial) epoch
-  int64_t global_step = 0;
-  double epoch_loss_sum = 0, epoch_spread_sum = 0, epoch_seconds = 0;
-  bool collapse_warned = false;
-
-  if (o.resume && FileExists(ckpt_path)) {
-    ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Load(ckpt_path));
-    ASSIGN_OR_RETURN(std::string meta_text, ckpt.Get("meta"));
-    std::map<std::string, std::string> meta = DecodeMeta(meta_text);
-    if (meta["fingerprint"] != Fingerprint(o)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          ckpt_path, " was written by a run with other options; checkpoint: [",
-          meta["fingerprint"], "], now: [", Fingerprint(o), "]"));
-    }
-    ASSIGN_OR_RETURN(std::string model, ckpt.Get("model"));
-    ASSIGN_OR_RETURN(encoder, Encoder::FromBytes(model));
-    encoder->set_threads(o.threads);
-    if (uses_class_vectors) {
-      ASSIGN_OR_RETURN(std::string vectors, ckpt.Get("class_vectors"));
-      RETURN_IF_ERROR(ClassVectorsFromBytes(vectors, &class_vectors));
-    }
-    optimizer = MakeOptimizer(o, *encoder, trained_class_vectors);
-    ASSIGN_OR_RETURN(std::string opt_state, ckpt.Get("optimizer"));
-    RETURN_IF_ERROR(optimizer->LoadState(opt_state));
-    PkSamplerState st;
-    if (!absl::SimpleAtoi(meta["sampler_seed"], &st.seed) ||
-        !absl::SimpleAtoi(meta["sampler_epoch"], &st.epoch) ||
-        !absl::SimpleAtoi(meta["sampler_step"], &st.step) ||
-        !absl::SimpleAtoi(meta["completed_epochs"], &completed_epochs) ||
-        !absl::SimpleAtoi(meta["step_in_epoch"], &step_in_epoch) ||
-        !absl::SimpleAtoi(meta["global_step"], &global_step)) {
-      return absl::DataLossError(absl::StrCat(ckpt_path, ": bad meta section"));
-    }
-    RETURN_IF_ERROR(sampler.Restore(st));
-    RETURN_IF_ERROR(ParseRngState(meta["aug_rng"], &aug_rng));
-    epoch_loss_sum = std::strtod(meta["epoch_loss_sum"].c_str(), nullptr);
-    epoch_spread_sum = std::strtod(meta["epoch_spread_sum"].c_str(), nullptr);
-    epoch_seconds = std::strtod(meta["epoch_seconds"].c_str(), nullptr);
-    collapse_warned = meta["collapse_warned"] == "1";
-    ASSIGN_OR_RETURN(std::string hist, ckpt.Get("history"));
-    ASSIGN_OR_RETURN(history, DecodeHistory(hist));
-    if (ckpt.Has("held_out_history")) {
-      RETURN_IF_ERROR(
-          DecodeHeldOutHistory(*ckpt.Get("held_out_history"), &history));
-    }
-    say(absl::StrFormat("resumed %s: %d epochs + %d steps done (step %d)",
-                        ckpt_path, completed_epochs, step_in_epoch, global_step));
+  sampler_.emplace(*std::move(sampler));
+  if (!sampler_->excluded_labels().empty()) {
+    Say(DescribeExcludedClasses(sampler_->excluded_labels(), train));
   }
+  return absl::OkStatus();
+}
 
-  auto save_checkpoint = [&]() -> absl::Status {
-    Checkpoint ckpt;
-    ckpt.Set("model", encoder->ToBytes());
-    ckpt.Set("optimizer", optimizer->SaveState());
-    if (uses_class_vectors) ckpt.Set("class_vectors", ClassVectorsToBytes(class_vectors));
-    ckpt.Set("history", EncodeHistory(history));
-    ckpt.Set("held_out_history", EncodeHeldOutHistory(history));
-    const PkSamplerState st = sampler.state();
-    std::map<std::string, std::string> meta = {
-        {"fingerprint", Fingerprint(o)},
-        {"sampler_seed", absl::StrCat(st.seed)},
-        {"sampler_epoch", absl::StrCat(st.epoch)},
-        {"sampler_step", absl::StrCat(st.step)},
-        {"completed_epochs", absl::StrCat(completed_epochs)},
-        {"step_in_epoch", absl::StrCat(step_in_epoch)},
-        {"global_step", absl::StrCat(global_step)},
-        {"aug_rng", RngStateText(aug_rng)},
-        {"epoch_loss_sum", absl::StrFormat("%a", epoch_loss_sum)},
-        {"epoch_spread_sum", absl::StrFormat("%a", epoch_spread_sum)},
-        {"epoch_seconds", absl::StrFormat("%a", epoch_seconds)},
-        {"collapse_warned", collapse_warned ? "1" : "0"},
-        {"command_line", o.command_line}};
-    ckpt.Set("meta", EncodeMeta(meta));
-    return ckpt.Save(ckpt_path);
-  };
+absl::Status TrainingRun::Restore() {
+  if (!o_.resume || !FileExists(ckpt_path_)) return absl::OkStatus();
+  ASSIGN_OR_RETURN(v1::TrainingCheckpoint ckpt, LoadCheckpoint(ckpt_path_));
+  RETURN_IF_ERROR(CheckSameRun(ckpt_path_, ckpt, RunOptionsOf(o_), *encoder_));
+  ASSIGN_OR_RETURN(encoder_, Encoder::FromBytes(ckpt.model()));
+  encoder_->set_threads(o_.threads);
+  if (uses_class_vectors_) {
+    if (!ckpt.has_class_vectors()) {
+      return absl::DataLossError(absl::StrCat(ckpt_path_, ": no class vectors"));
+    }
+    RETURN_IF_ERROR(ClassVectorsFromBytes(ckpt.class_vectors(), &class_vectors_));
+  }
+  optimizer_ = MakeOptimizer(o_, *encoder_, uses_class_vectors_ ? &class_vectors_ : nullptr);
+  RETURN_IF_ERROR(optimizer_->LoadState(ckpt.optimizer()));
+  RETURN_IF_ERROR(sampler_->Restore(
+      {ckpt.sampler().seed(), ckpt.sampler().epoch(), ckpt.sampler().step()}));
+  if (ckpt.augment_rng_size() != 4) {
+    return absl::DataLossError(absl::StrCat(ckpt_path_, ": bad rng state"));
+  }
+  Rng::State rng_state;
+  for (int i = 0; i < 4; ++i) rng_state[i] = ckpt.augment_rng(i);
+  aug_rng_.set_state(rng_state);
+  completed_epochs_ = ckpt.completed_epochs();
+  step_in_epoch_ = ckpt.step_in_epoch();
+  global_step_ = ckpt.global_step();
+  epoch_loss_sum_ = ckpt.epoch_loss_sum();
+  epoch_spread_sum_ = ckpt.epoch_spread_sum();
+  epoch_seconds_ = ckpt.epoch_seconds();
+  collapse_warned_ = ckpt.collapse_warned();
+  for (const v1::EpochRecordProto& r : ckpt.history()) {
+    history_.push_back(EpochRecordFromProto(r));
+  }
+  Say(absl::StrFormat("resumed %s: %d epochs + %d steps done (step %d)", ckpt_path_,
+                      completed_epochs_, step_in_epoch_, global_step_));
+  return absl::OkStatus();
+}
 
+absl::Status TrainingRun::SaveCheckpointNow() {
+  v1::TrainingCheckpoint ckpt;
+  *ckpt.mutable_options() = RunOptionsOf(o_);
+  ckpt.set_model(encoder_->ToBytes());
+  ckpt.set_optimizer(optimizer_->SaveState());
+  if (uses_class_vectors_) ckpt.set_class_vectors(ClassVectorsToBytes(class_vectors_));
+  const PkSamplerState st = sampler_->state();
+  ckpt.mutable_sampler()->set_seed(st.seed);
+  ckpt.mutable_sampler()->set_epoch(st.epoch);
+  ckpt.mutable_sampler()->set_step(st.step);
+  for (uint64_t word : aug_rng_.state()) ckpt.add_augment_rng(word);
+  ckpt.set_completed_epochs(completed_epochs_);
+  ckpt.set_step_in_epoch(step_in_epoch_);
+  ckpt.set_global_step(global_step_);
+  ckpt.set_epoch_loss_sum(epoch_loss_sum_);
+  ckpt.set_epoch_spread_sum(epoch_spread_sum_);
+  ckpt.set_epoch_seconds(epoch_seconds_);
+  ckpt.set_collapse_warned(collapse_warned_);
+  for (const EpochRecord& r : history_) *ckpt.add_history() = EpochRecordToProto(r);
+  ckpt.set_command_line(o_.command_line);
+  return SaveCheckpoint(ckpt_path_, std::move(ckpt));
+}
+
+absl::Status TrainingRun::PlanSteps() {
   // The number of batches differs slightly between epochs (PkSampler drops
   // leftovers); the schedule uses the first epoch's count for all.
-  const int64_t steps_per_epoch = [&] {
-    PkSampler probe = sampler;
-    (void)probe.Restore({o.seed, 0, 0});
-    return probe.batches_in_epoch();
-  }();
-  if (steps_per_epoch < 1) {
+  PkSampler probe = *sampler_;
+  (void)probe.Restore({o_.seed, 0, 0});
+  steps_per_epoch_ = probe.batches_in_epoch();
+  if (steps_per_epoch_ < 1) {
     return absl::InvalidArgumentError(
         "the training set is too small for one PK batch per epoch");
   }
-  const int64_t total_steps = steps_per_epoch * o.epochs;
-  const int64_t mining_warmup =
-      o.mining == Mining::kAll || class_answers ? 0
-      : o.mining_warmup_steps < 0 ? steps_per_epoch
-                                  : o.mining_warmup_steps;
+  total_steps_ = steps_per_epoch_ * o_.epochs;
+  mining_warmup_ = o_.mining == Mining::kAll || class_answers_ ? 0
+                   : o_.mining_warmup_steps < 0             ? steps_per_epoch_
+                                                            : o_.mining_warmup_steps;
+  loss_options_.kind = o_.loss;
+  loss_options_.mining = o_.mining;
+  loss_options_.margin = EffectiveMargin(o_);
+  loss_options_.p = o_.p;
+  loss_options_.swap = o_.swap;
+  loss_options_.squared_energy = o_.squared_energy;
+  loss_options_.beta = o_.beta;
 
-  EmbeddingLossOptions loss_options;
-  loss_options.kind = o.loss;
-  loss_options.mining = o.mining;
-  loss_options.margin = EffectiveMargin(o);
-  loss_options.p = o.p;
-  loss_options.swap = o.swap;
-  loss_options.squared_energy = o.squared_energy;
-  loss_options.beta = o.beta;
-
-  CollapseDetector collapse({.patience = o.collapse_patience});
-  const int dim = o.dim;
-  const int batch = o.classes_per_batch * o.images_per_class;
-  const size_t pixels = train.image_bytes();
-  std::vector<uint8_t> batch_pixels(batch * pixels);
-  std::vector<float> batch_input(batch * pixels);
-  std::vector<float> embeddings(batch * dim);
-  std::vector<float> same(batch * dim, 0.f);
-  for (int i = 0; i < batch; ++i) same[i * dim] = 1.f;  // collapsed batch
-  std::vector<int32_t> batch_labels(batch);
-  // The class-answer loss of `kind` on `emb` (batch rows); stores the class
-  // vectors' gradient, scaled by `weight`, when `train_class_vectors`.
-  auto class_loss = [&](const float* emb, EmbeddingLossKind kind, const EbmOptions& eo,
-                        double weight, bool train_class_vectors)
-      -> absl::StatusOr<ClassEnergyLossResult> {
-    ASSIGN_OR_RETURN(ClassEnergyLossResult c,
-                     ClassEnergyLoss(emb, batch, dim, batch_labels.data(),
-                                     class_vectors.value.data(), classes,
-                                     ToEbmLossKind(kind), eo));
-    if (train_class_vectors) {
-      for (float& g : c.grad_prototypes) g *= static_cast<float>(weight);
-      class_vectors.grad = std::move(c.grad_prototypes);
-    }
-    return c;
-  };
-  // The step's loss on `emb`: against the class vectors (--answers=classes)
-  // or within the batch, plus the weighted class NLL of --class_weight.
-  auto compute_loss = [&](const float* emb, const EmbeddingLossOptions& lo,
-                          bool train_class_vectors) -> absl::StatusOr<EmbeddingLossResult> {
-    EbmOptions eo;
-    eo.margin = lo.margin;
-    eo.beta = lo.beta;
-    if (!class_answers) {
-      ASSIGN_OR_RETURN(EmbeddingLossResult r,
-                       ComputeEmbeddingLoss(emb, batch, dim, batch_labels.data(), lo));
-      if (o.class_weight > 0) {
-        ASSIGN_OR_RETURN(ClassEnergyLossResult c,
-                         class_loss(emb, EmbeddingLossKind::kNll, eo, o.class_weight,
-                                    train_class_vectors));
-        r.loss += o.class_weight * c.loss;
-        for (size_t i = 0; i < r.grad.size(); ++i) {
-          r.grad[i] += static_cast<float>(o.class_weight) * c.grad_embeddings[i];
-        }
-      }
-      return r;
-    }
-    ASSIGN_OR_RETURN(ClassEnergyLossResult c,
-                     class_loss(emb, lo.kind, eo, 1.0, train_class_vectors));
-    EmbeddingLossResult r;
-    r.loss = c.loss;
-    r.grad = std::move(c.grad_embeddings);
-    r.total = batch;
-    r.active = batch - c.correct;
-    r.mean_positive_distance = c.mean_positive_energy;
-    r.mean_negative_distance = c.mean_negative_energy;
-    return r;
-  };
-
-  const AugmentOptions aug = AugmentOptionsOf(o);
-
-  auto evaluate = [&](EpochRecord* rec, std::vector<float>* gallery_emb,
-                      std::vector<float>* query_emb) -> absl::Status {
-    *gallery_emb = EncodeDataset(*encoder, train, o.threads);
-    *query_emb = EncodeDataset(*encoder, test, o.threads);
-    std::vector<int32_t> gl(train.labels.begin(), train.labels.end());
-    std::vector<int32_t> ql(test.labels.begin(), test.labels.end());
-    ASSIGN_OR_RETURN(rec->metrics,
-                     EvaluateRetrieval(gallery_emb->data(), gl, query_emb->data(),
-                                       ql, dim, {.threads = o.threads}));
-    rec->evaluated = true;
-    return EvaluateHeldOutClasses(held_out, *encoder, o.threads, rec);
-  };
-  auto write_outputs = [&](const std::vector<float>& query_emb) -> absl::Status {
-    std::string jsonl;
-    std::vector<EpochPoint> points;
-    for (const EpochRecord& r : history) {
-      absl::StrAppend(&jsonl, EpochRecordJson(r, o), "\n");
-      points.push_back({r.epoch, r.loss, r.metrics.precision_at_1, r.evaluated,
-                        r.held_out.precision_at_1, r.held_out_evaluated});
-    }
-    RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(o.work_dir, "/metrics.jsonl"), jsonl));
-    const std::string title = absl::StrFormat(
-        "%s loss, %s, margin %g, dim %d", EmbeddingLossKindName(o.loss),
-        o.answers == AnswerSet::kClasses ? "class answers"
-                                         : absl::StrCat(MiningName(o.mining), " mining"),
-        EffectiveMargin(o), o.dim);
-    RETURN_IF_ERROR(WriteFileAtomically(
-        absl::StrCat(o.work_dir, "/training_curve.svg"),
-        TrainingCurveSvg(points, title)));
-    if (!query_emb.empty()) {
-      std::vector<int32_t> ql(test.labels.begin(), test.labels.end());
-      RETURN_IF_ERROR(WriteFileAtomically(
-          absl::StrCat(o.work_dir, "/embedding_map.svg"),
-          EmbeddingMapSvg(query_emb.data(), static_cast<int64_t>(test.size()),
-                          dim, ql, test.label_names,
-                          absl::StrFormat("test embeddings (PCA), epoch %d",
-                                          history.empty() ? 0 : history.back().epoch))));
-    }
-    return absl::OkStatus();
-  };
-
-  TrainResult result;
-  result.checkpoint_path = ckpt_path;
-  std::vector<float> gallery_emb, query_emb;
-  bool gallery_emb_current = false;
-  say(absl::StrFormat(
+  const Dataset& train = data_.train;
+  const int dim = o_.dim;
+  batch_ = o_.classes_per_batch * o_.images_per_class;
+  pixels_ = train.image_bytes();
+  batch_pixels_.resize(batch_ * pixels_);
+  batch_input_.resize(batch_ * pixels_);
+  embeddings_.resize(batch_ * dim);
+  same_.assign(batch_ * dim, 0.f);
+  for (int i = 0; i < batch_; ++i) same_[i * dim] = 1.f;  // a collapsed batch
+  batch_labels_.resize(batch_);
+  Say(absl::StrFormat(
       "training %s/%s on %d images (%d test queries), %d steps/epoch of %dx%d, "
       "%d epochs, %s lr %g %s",
-      EmbeddingLossKindName(o.loss),
-      o.answers == AnswerSet::kClasses ? "classes" : MiningName(o.mining), train.size(),
-      test.size(), steps_per_epoch, o.classes_per_batch, o.images_per_class,
-      o.epochs, OptimizerKindName(o.optimizer), o.lr, LrScheduleName(o.schedule)));
+      EmbeddingLossKindName(o_.loss),
+      class_answers_ ? "classes" : MiningName(o_.mining), train.size(),
+      data_.test.size(), steps_per_epoch_, o_.classes_per_batch,
+      o_.images_per_class, o_.epochs, OptimizerKindName(o_.optimizer), o_.lr,
+      LrScheduleName(o_.schedule)));
+  return absl::OkStatus();
+}
 
-  for (int epoch = completed_epochs + 1; epoch <= o.epochs; ++epoch) {
-    // PkSampler moves to its next epoch lazily; move it now so that
-    // batches_in_epoch() describes the epoch we are about to run.
-    if (step_in_epoch == 0 && sampler.state().step >= sampler.batches_in_epoch()) {
-      const PkSamplerState st = sampler.state();
-      RETURN_IF_ERROR(sampler.Restore({st.seed, st.epoch + 1, 0}));
-    }
-    const int64_t steps_this_epoch = sampler.batches_in_epoch();
-    progress.StartEpoch(epoch, o.epochs, steps_this_epoch);
-    double lr = 0;
-    while (step_in_epoch < steps_this_epoch) {
-      const absl::Time t0 = absl::Now();
-      const std::vector<size_t> idx = sampler.NextBatch();
-      for (int i = 0; i < batch; ++i) {
-        std::copy_n(train.image(idx[i]), pixels, batch_pixels.data() + i * pixels);
-        batch_labels[i] = train.labels[idx[i]];
-      }
-      if (o.augment) {
-        AugmentBatch(batch_pixels.data(), batch, train.height, train.width, aug,
-                     &aug_rng, train.channels);
-      }
-      NormalizeInputs(batch_pixels.data(), batch, InputSpecOf(encoder->config()),
-                      batch_input.data());
-      encoder->ZeroGrad();
-      encoder->SeedDropout(o.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(global_step));
-      encoder->Forward(batch_input.data(), batch, embeddings.data(), true);
-      EmbeddingLossOptions lo = loss_options;
-      if (global_step < mining_warmup) lo.mining = Mining::kAll;
-      ASSIGN_OR_RETURN(EmbeddingLossResult loss,
-                       compute_loss(embeddings.data(), lo, true));
-      if (!std::isfinite(loss.loss)) {
-        return absl::InternalError(absl::StrFormat(
-            "loss became %g at step %d; lower --lr (checkpoint %s keeps the "
-            "last good epoch)",
-            loss.loss, global_step, ckpt_path));
-      }
-      encoder->Backward(loss.grad.data());
-      lr = LearningRateAt(o, global_step, total_steps, steps_per_epoch);
-      optimizer->Step(static_cast<float>(lr));
-      const double spread = EmbeddingSpread(embeddings.data(), batch, dim);
-      double trivial = loss.loss + 1e9;  // only computed when it matters
-      if (spread < 0.05) {
-        absl::StatusOr<EmbeddingLossResult> t = compute_loss(same.data(), lo, false);
-        if (t.ok()) trivial = t->loss;
-      }
-      if (collapse.Observe(loss.loss, trivial, spread) && !collapse_warned) {
-        collapse_warned = true;
-        say(absl::StrCat("WARNING: ", collapse.Explain()));
-      }
-      ++step_in_epoch;
-      ++global_step;
-      epoch_loss_sum += loss.loss;
-      epoch_spread_sum += spread;
-      epoch_seconds += absl::ToDoubleSeconds(absl::Now() - t0);
-      gallery_emb_current = false;
-      progress.Step(step_in_epoch, batch, loss.loss,
-                    total_steps - global_step);
-      const bool stop_now =
-          (stop != nullptr && stop->load()) ||
-          (o.stop_after_steps > 0 && global_step >= o.stop_after_steps &&
-           global_step < total_steps);
-      if (stop_now) {
-        progress.EndEpoch();
-        RETURN_IF_ERROR(save_checkpoint());
-        return absl::CancelledError(absl::StrFormat(
-            "stopped at epoch %d step %d (global step %d); checkpoint written "
-            "to %s -- continue with --resume",
-            epoch, step_in_epoch, global_step, ckpt_path));
-      }
-    }
-    progress.EndEpoch();
-    EpochRecord rec;
-    rec.epoch = epoch;
-    rec.steps = step_in_epoch;
-    rec.global_step = global_step;
-    rec.loss = epoch_loss_sum / std::max<int64_t>(1, step_in_epoch);
-    rec.spread = epoch_spread_sum / std::max<int64_t>(1, step_in_epoch);
-    rec.lr = lr;
-    rec.seconds = epoch_seconds;
-    rec.images_per_second =
-        epoch_seconds > 0 ? step_in_epoch * batch / epoch_seconds : 0;
-    const bool eval_now =
-        epoch == o.epochs || (o.eval_every > 0 && epoch % o.eval_every == 0);
-    if (eval_now) {
-      RETURN_IF_ERROR(evaluate(&rec, &gallery_emb, &query_emb));
-      gallery_emb_current = true;
-    }
-    history.push_back(rec);
-    completed_epochs = epoch;
-    step_in_epoch = 0;
-    epoch_loss_sum = epoch_spread_sum = epoch_seconds = 0;
-    if (!o.quiet) {
-      std::fprintf(log, "%s\n", EpochRecordJson(rec, o).c_str());
-      std::fflush(log);
-    }
-    RETURN_IF_ERROR(write_outputs(eval_now ? query_emb : std::vector<float>()));
-    RETURN_IF_ERROR(save_checkpoint());
+// The class-answer loss of `kind` on `emb` (batch rows); stores the class
+// vectors' gradient, scaled by `weight`, when `train_class_vectors`.
+absl::StatusOr<ClassEnergyLossResult> TrainingRun::ClassLoss(
+    const float* emb, EmbeddingLossKind kind, const EbmOptions& eo, double weight,
+    bool train_class_vectors) {
+  ASSIGN_OR_RETURN(ClassEnergyLossResult c,
+                   ClassEnergyLoss(emb, batch_, o_.dim, batch_labels_.data(),
+                                   class_vectors_.value.data(), classes_,
+                                   ToEbmLossKind(kind), eo));
+  if (train_class_vectors) {
+    for (float& g : c.grad_prototypes) g *= static_cast<float>(weight);
+    class_vectors_.grad = std::move(c.grad_prototypes);
   }
+  return c;
+}
 
-  result.history = history;
-  result.collapse_detected = collapse_warned;
-  result.model_version = encoder->model_version();
-  if (!o.out.empty()) {
-    const Dataset& gallery = data.gallery_is_train ? train : data.gallery;
-    std::vector<float> emb;
-    if (data.gallery_is_train && gallery_emb_current) {
-      emb = std::move(gallery_emb);
-    } else {
-      emb = EncodeDataset(*encoder, gallery, o.threads);
+// The step's loss on `emb`: against the class vectors (--answers=classes)
+// or within the batch, plus the weighted class NLL of --class_weight.
+absl::StatusOr<EmbeddingLossResult> TrainingRun::ComputeLoss(
+    const float* emb, const EmbeddingLossOptions& lo, bool train_class_vectors) {
+  EbmOptions eo;
+  eo.margin = lo.margin;
+  eo.beta = lo.beta;
+  if (!class_answers_) {
+    ASSIGN_OR_RETURN(EmbeddingLossResult r, ComputeEmbeddingLoss(emb, batch_, o_.dim,
+                                                                 batch_labels_.data(), lo));
+    if (o_.class_weight > 0) {
+      ASSIGN_OR_RETURN(ClassEnergyLossResult c,
+                       ClassLoss(emb, EmbeddingLossKind::kNll, eo, o_.class_weight,
+                                 train_class_vectors));
+      r.loss += o_.class_weight * c.loss;
+      for (size_t i = 0; i < r.grad.size(); ++i) {
+        r.grad[i] += static_cast<float>(o_.class_weight) * c.grad_embeddings[i];
+      }
     }
-    BundleWriteOptions bw;
-    bw.index_spec = o.index_spec;
-    bw.max_picture_side = o.max_picture_side;
-    bw.metric = "l2";
-    bw.trainer_command = o.command_line;
-    if (held_out.split.active())
-      bw.class_split = HoldoutSplitToProto(held_out.split);
-    say(absl::StrFormat("exporting %d gallery images to %s (%s)", gallery.size(),
-                        o.out, o.index_spec));
-    RETURN_IF_ERROR(WriteBundle(o.out, *encoder, gallery, emb.data(), bw));
-    result.bundle_dir = o.out;
+    return r;
   }
+  ASSIGN_OR_RETURN(ClassEnergyLossResult c,
+                   ClassLoss(emb, lo.kind, eo, 1.0, train_class_vectors));
+  EmbeddingLossResult r;
+  r.loss = c.loss;
+  r.grad = std::move(c.grad_embeddings);
+  r.total = batch_;
+  r.active = batch_ - c.correct;
+  r.mean_positive_distance = c.mean_positive_energy;
+  r.mean_negative_distance = c.mean_negative_energy;
+  return r;
+}
+
+// One batch: sample, augment, normalize, forward, loss, backward, update.
+absl::Status TrainingRun::TrainStep() {
+  const Dataset& train = data_.train;
+  const absl::Time t0 = absl::Now();
+  const std::vector<size_t> idx = sampler_->NextBatch();
+  for (int i = 0; i < batch_; ++i) {
+    std::copy_n(train.image(idx[i]), pixels_, batch_pixels_.data() + i * pixels_);
+    batch_labels_[i] = train.labels[idx[i]];
+  }
+  if (o_.augment) {
+    AugmentBatch(batch_pixels_.data(), batch_, train.height, train.width,
+                 AugmentOptionsOf(o_), &aug_rng_, train.channels);
+  }
+  NormalizeInputs(batch_pixels_.data(), batch_, InputSpecOf(encoder_->config()),
+                  batch_input_.data());
+  encoder_->ZeroGrad();
+  encoder_->SeedDropout(o_.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(global_step_));
+  encoder_->Forward(batch_input_.data(), batch_, embeddings_.data(), true);
+  EmbeddingLossOptions lo = loss_options_;
+  if (global_step_ < mining_warmup_) lo.mining = Mining::kAll;
+  ASSIGN_OR_RETURN(EmbeddingLossResult loss, ComputeLoss(embeddings_.data(), lo, true));
+  if (!std::isfinite(loss.loss)) {
+    return absl::InternalError(absl::StrFormat(
+        "loss became %g at step %d; lower --lr (checkpoint %s keeps the "
+        "last good epoch)",
+        loss.loss, global_step_, ckpt_path_));
+  }
+  encoder_->Backward(loss.grad.data());
+  last_lr_ = LearningRateAt(o_, global_step_, total_steps_, steps_per_epoch_);
+  optimizer_->Step(static_cast<float>(last_lr_));
+  const double spread = EmbeddingSpread(embeddings_.data(), batch_, o_.dim);
+  double trivial = loss.loss + 1e9;  // only computed when it matters
+  if (spread < 0.05) {
+    absl::StatusOr<EmbeddingLossResult> t = ComputeLoss(same_.data(), lo, false);
+    if (t.ok()) trivial = t->loss;
+  }
+  if (collapse_.Observe(loss.loss, trivial, spread) && !collapse_warned_) {
+    collapse_warned_ = true;
+    Say(absl::StrCat("WARNING: ", collapse_.Explain()));
+  }
+  ++step_in_epoch_;
+  ++global_step_;
+  epoch_loss_sum_ += loss.loss;
+  epoch_spread_sum_ += spread;
+  epoch_seconds_ += absl::ToDoubleSeconds(absl::Now() - t0);
+  gallery_emb_current_ = false;
+  progress_.Step(step_in_epoch_, batch_, loss.loss, total_steps_ - global_step_);
+  return absl::OkStatus();
+}
+
+absl::Status TrainingRun::TrainEpoch(int epoch) {
+  // PkSampler moves to its next epoch lazily; move it now so that
+  // batches_in_epoch() describes the epoch we are about to run.
+  if (step_in_epoch_ == 0 && sampler_->state().step >= sampler_->batches_in_epoch()) {
+    const PkSamplerState st = sampler_->state();
+    RETURN_IF_ERROR(sampler_->Restore({st.seed, st.epoch + 1, 0}));
+  }
+  const int64_t steps_this_epoch = sampler_->batches_in_epoch();
+  progress_.StartEpoch(epoch, o_.epochs, steps_this_epoch);
+  last_lr_ = 0;
+  while (step_in_epoch_ < steps_this_epoch) {
+    RETURN_IF_ERROR(TrainStep());
+    const bool stop_now = (stop_ != nullptr && stop_->load()) ||
+                          (o_.stop_after_steps > 0 && global_step_ >= o_.stop_after_steps &&
+                           global_step_ < total_steps_);
+    if (stop_now) {
+      progress_.EndEpoch();
+      RETURN_IF_ERROR(SaveCheckpointNow());
+      return absl::CancelledError(absl::StrFormat(
+          "stopped at epoch %d step %d (global step %d); checkpoint written "
+          "to %s -- continue with --resume",
+          epoch, step_in_epoch_, global_step_, ckpt_path_));
+    }
+  }
+  progress_.EndEpoch();
+  return absl::OkStatus();
+}
+
+// Retrieval metrics of the test queries against the training images, and
+// leave-one-out retrieval among the held-out classes (--holdout_classes).
+absl::Status TrainingRun::Evaluate(EpochRecord* rec) {
+  const Dataset& train = data_.train;
+  const Dataset& test = data_.test;
+  gallery_emb_ = EncodeDataset(*encoder_, train, o_.threads);
+  query_emb_ = EncodeDataset(*encoder_, test, o_.threads);
+  std::vector<int32_t> gl(train.labels.begin(), train.labels.end());
+  std::vector<int32_t> ql(test.labels.begin(), test.labels.end());
+  ASSIGN_OR_RETURN(rec->metrics, EvaluateRetrieval(gallery_emb_.data(), gl, query_emb_.data(),
+                                                   ql, o_.dim, {.threads = o_.threads}));
+  rec->evaluated = true;
+  gallery_emb_current_ = true;
+  return EvaluateHeldOutClasses(held_out_, *encoder_, o_.threads, rec);
+}
+
+// metrics.jsonl, training_curve.svg and (after an evaluation) embedding_map.svg.
+absl::Status TrainingRun::WriteOutputs(bool with_embedding_map) {
+  std::string jsonl;
+  std::vector<EpochPoint> points;
+  for (const EpochRecord& r : history_) {
+    absl::StrAppend(&jsonl, EpochRecordJson(r, o_), "\n");
+    points.push_back({r.epoch, r.loss, r.metrics.precision_at_1, r.evaluated,
+                      r.held_out.precision_at_1, r.held_out_evaluated});
+  }
+  RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(o_.work_dir, "/metrics.jsonl"), jsonl));
+  const std::string title = absl::StrFormat(
+      "%s loss, %s, margin %g, dim %d", EmbeddingLossKindName(o_.loss),
+      class_answers_ ? "class answers" : absl::StrCat(MiningName(o_.mining), " mining"),
+      EffectiveMargin(o_), o_.dim);
+  RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(o_.work_dir, "/training_curve.svg"),
+                                      TrainingCurveSvg(points, title)));
+  if (!with_embedding_map || query_emb_.empty()) return absl::OkStatus();
+  const Dataset& test = data_.test;
+  std::vector<int32_t> ql(test.labels.begin(), test.labels.end());
+  return WriteFileAtomically(
+      absl::StrCat(o_.work_dir, "/embedding_map.svg"),
+      EmbeddingMapSvg(query_emb_.data(), static_cast<int64_t>(test.size()), o_.dim, ql,
+                      test.label_names,
+                      absl::StrFormat("test embeddings (PCA), epoch %d",
+                                      history_.empty() ? 0 : history_.back().epoch)));
+}
+
+absl::Status TrainingRun::EndEpoch(int epoch) {
+  EpochRecord rec;
+  rec.epoch = epoch;
+  rec.steps = step_in_epoch_;
+  rec.global_step = global_step_;
+  rec.loss = epoch_loss_sum_ / std::max<int64_t>(1, step_in_epoch_);
+  rec.spread = epoch_spread_sum_ / std::max<int64_t>(1, step_in_epoch_);
+  rec.lr = last_lr_;
+  rec.seconds = epoch_seconds_;
+  rec.images_per_second =
+      epoch_seconds_ > 0 ? step_in_epoch_ * batch_ / epoch_seconds_ : 0;
+  const bool eval_now =
+      epoch == o_.epochs || (o_.eval_every > 0 && epoch % o_.eval_every == 0);
+  if (eval_now) RETURN_IF_ERROR(Evaluate(&rec));
+  history_.push_back(rec);
+  completed_epochs_ = epoch;
+  step_in_epoch_ = 0;
+  epoch_loss_sum_ = epoch_spread_sum_ = epoch_seconds_ = 0;
+  if (!o_.quiet) {
+    std::fprintf(stderr, "%s\n", EpochRecordJson(rec, o_).c_str());
+    std::fflush(stderr);
+  }
+  RETURN_IF_ERROR(WriteOutputs(eval_now));
+  return SaveCheckpointNow();
+}
+
+absl::StatusOr<TrainResult> TrainingRun::Export() {
+  TrainResult result;
+  result.checkpoint_path = ckpt_path_;
+  result.history = history_;
+  result.collapse_detected = collapse_warned_;
+  result.model_version = encoder_->model_version();
+  if (o_.out.empty()) return result;
+  const Dataset& gallery = data_.gallery_is_train ? data_.train : data_.gallery;
+  std::vector<float> emb;
+  if (data_.gallery_is_train && gallery_emb_current_) {
+    emb = std::move(gallery_emb_);
+  } else {
+    emb = EncodeDataset(*encoder_, gallery, o_.threads);
+  }
+  BundleWriteOptions bw;
+  bw.index_spec = o_.index_spec;
+  bw.max_picture_side = o_.max_picture_side;
+  bw.metric = "l2";
+  bw.trainer_command = o_.command_line;
+  if (held_out_.split.active()) bw.class_split = HoldoutSplitToProto(held_out_.split);
+  Say(absl::StrFormat("exporting %d gallery images to %s (%s)", gallery.size(), o_.out,
+                      o_.index_spec));
+  RETURN_IF_ERROR(WriteBundle(o_.out, *encoder_, gallery, emb.data(), bw));
+  result.bundle_dir = o_.out;
   return result;
+}
+
+}  // namespace
+
+absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
+                                  const std::atomic<bool>* stop) {
+  RETURN_IF_ERROR(ValidateTrainerOptions(o));
+  RETURN_IF_ERROR(MakeDirs(o.work_dir));
+  TrainingRun run(o, stop);
+  if (!o.resume && FileExists(run.checkpoint_path())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        run.checkpoint_path(), " exists: pass --resume to continue that run, or use "
+                               "another --work_dir"));
+  }
+  RETURN_IF_ERROR(run.LoadData());
+  RETURN_IF_ERROR(run.BuildModel());
+  RETURN_IF_ERROR(run.Restore());
+  RETURN_IF_ERROR(run.PlanSteps());
+  for (int epoch = run.first_epoch(); epoch <= o.epochs; ++epoch) {
+    RETURN_IF_ERROR(run.TrainEpoch(epoch));
+    RETURN_IF_ERROR(run.EndEpoch(epoch));
+  }
+  return run.Export();
 }
 
 }  // namespace embedsearch

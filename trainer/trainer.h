@@ -76,7 +76,9 @@ void NormalizeImages(const Dataset& dataset, size_t begin, size_t n,
 std::vector<float> EncodeDataset(const Encoder& encoder, const Dataset& dataset,
                                  int threads);
 
-// Runs (or resumes) training and exports the bundle. `stop`, when given, is
+// Runs (or resumes) training and exports the bundle, in named stages (a
+// TrainingRun in trainer.cc): load data, build model, restore, then per
+// epoch train and end the epoch (evaluate, outputs, checkpoint), export. `stop`, when given, is
 // polled after every step (set it from a SIGINT handler): the run then
 // writes its checkpoint and returns Cancelled. Errors: InvalidArgument for
 // bad options, NotFound / DataLoss for data, FailedPrecondition for a

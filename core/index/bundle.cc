@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -31,12 +30,12 @@ constexpr int64_t kInsertBatch = 2000;
 constexpr size_t kInsertBatchBytes = size_t{64} << 20;
 
 std::string Join(const std::string& dir, const char* name) {
-  return absl::StrCat(dir, "/", name);
+  return (std::filesystem::path(dir) / name).string();
 }
 
 bool Exists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
+  std::error_code ec;
+  return std::filesystem::exists(path, ec);
 }
 
 absl::Status FsyncFile(const std::string& path) {

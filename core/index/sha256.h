@@ -1,4 +1,5 @@
-// SHA-256 (FIPS 180-4) for bundle checksums; small and dependency-free.
+// SHA-256 for bundle checksums, computed by OpenSSL's EVP digest (libcrypto,
+// which gRPC already loads). Thread-safe: no shared state.
 #ifndef EMBEDSEARCH_CORE_INDEX_SHA256_H_
 #define EMBEDSEARCH_CORE_INDEX_SHA256_H_
 
@@ -8,7 +9,8 @@
 
 namespace embedsearch {
 
-// Lower-case hex digest of `data` (64 characters).
+// Lower-case hex digest of `data` (64 characters). Aborts only if libcrypto
+// cannot allocate a digest context (out of memory).
 std::string Sha256Hex(absl::string_view data);
 
 }  // namespace embedsearch

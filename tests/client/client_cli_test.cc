@@ -55,6 +55,9 @@ TEST(ClientArgs, DefaultsApplyAndNoPrefixNegatesBools) {
   EXPECT_EQ(a->Int("k"), 10);
   EXPECT_FALSE(a->Given("k"));
   EXPECT_FALSE(a->Bool("json"));
+  EXPECT_FALSE(ParseArgs(defs, {"--json=false"})->Bool("json"));
+  EXPECT_TRUE(ParseArgs(defs, {"--json=true"})->Bool("json"));
+  EXPECT_TRUE(ParseArgs(defs, {"--nojson", "--json"})->Bool("json"));  // last wins
 }
 
 TEST(ClientArgs, RejectsUnknownFlagsMissingValuesAndNonNumbers) {
@@ -83,9 +86,11 @@ TEST(ClientOutput, TableAlignsColumnsUnderAHeaderRule) {
 }
 
 TEST(ClientOutput, JsonStringEscapesQuotesAndControlCharacters) {
-  EXPECT_EQ(JsonString("a\"b\\c\nd\x01"), "\"a\\\"b\\\\c\\nd\\u0001\"");
-  EXPECT_EQ(JsonNumber(0.5), "0.5");
-  EXPECT_EQ(JsonNumber(std::numeric_limits<double>::quiet_NaN()), "null");
+  EXPECT_EQ(JsonText(Json("a\"b\\c\nd\x01")), "\"a\\\"b\\\\c\\nd\\u0001\"");
+  EXPECT_EQ(JsonText(Json(JsonNumber(0.5))), "0.5");
+  EXPECT_EQ(JsonText(Json(JsonNumber(0.1f))), "0.100000001");  // a float's digits
+  EXPECT_EQ(JsonText(Json(JsonNumber(std::numeric_limits<double>::quiet_NaN()))),
+            "null");
 }
 
 TEST(ClientBench, PercentileIsNearestRank) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <cstdio>
 #include <fstream>
 #include <random>
 
@@ -278,6 +279,25 @@ TEST(Sha256, MatchesKnownVectors) {
   EXPECT_EQ(
       Sha256Hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+// A 1 MiB input of arbitrary bytes (every byte value, zeros included) agrees
+// with coreutils' sha256sum over the same file.
+TEST(Sha256, MatchesSha256sumOnOneMebibyte) {
+  TempDir tmp;
+  std::string bytes(1 << 20, '\0');
+  std::mt19937 rng(19);
+  for (char& c : bytes) c = static_cast<char>(rng() & 0xff);
+  std::string path = tmp.file("one_mib.bin");
+  Spit(path, bytes);
+  std::string command = "sha256sum '" + path + "'";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char line[256] = {0};
+  ASSERT_NE(std::fgets(line, sizeof(line), pipe), nullptr);
+  ASSERT_EQ(::pclose(pipe), 0);
+  std::string expected(line, 64);
+  EXPECT_EQ(Sha256Hex(bytes), expected);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 #include "core/index/gallery.h"
 
-#include <sys/stat.h>
+#include <filesystem>
 
 #include <fstream>
 
@@ -30,11 +30,6 @@ std::vector<CatalogItem> ItemsFrom(const Points& p) {
     items.push_back(std::move(item));
   }
   return items;
-}
-
-bool FileExists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
 }
 
 class GalleryTest : public ::testing::Test {
@@ -140,7 +135,7 @@ TEST_F(GalleryTest, MissingOrCorruptIndexIsRebuiltFromTheCatalog) {
     EXPECT_NE(g->rebuild_reason().find("missing"), std::string::npos);
     EXPECT_EQ(g->size(), 600);
   }
-  EXPECT_TRUE(FileExists(tmp_.path() + "/index.faiss"));  // Saved again.
+  EXPECT_TRUE(std::filesystem::exists(tmp_.path() + "/index.faiss"));  // Saved again.
   std::ofstream(tmp_.path() + "/index.faiss", std::ios::binary) << "garbage";
   auto g = *Gallery::Open(tmp_.path(), kDim, "HNSW16", "l2");
   EXPECT_NE(g->rebuild_reason().find("unreadable"), std::string::npos);

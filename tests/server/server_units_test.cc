@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "core/util/json.h"
 #include "gtest/gtest.h"
 #include "server/auth.h"
 #include "server/batch_queue.h"
@@ -108,13 +109,28 @@ TEST(ServerStats, WindowKeepsMemoryFlatButMaxIsLifetime) {
   EXPECT_EQ(s.count(), RequestStats::kWindow + 1);
 }
 
+// Whatever bytes a peer or message holds, the JSON line parses back to them
+// (control characters escaped, quotes too; bad UTF-8 replaced, not thrown).
+TEST(ServerLog, JsonLineParsesBackWithAwkwardBytes) {
+  const std::string message = "line\nbreak\ttab \x01 \"quoted\" back\\slash";
+  RequestLogEntry entry{"Search", absl::NotFoundError(message), 2.25,
+                        "ipv6:[::1]:7", "bytes=\xff\xfe"};
+  const Json parsed = Json::parse(FormatRequestLog(LogFormat::kJson, entry));
+  EXPECT_EQ(parsed["event"], "request");
+  EXPECT_EQ(parsed["code"], "NOT_FOUND");
+  EXPECT_EQ(parsed["message"], message);
+  EXPECT_DOUBLE_EQ(parsed["latency_ms"].get<double>(), 2.25);
+  EXPECT_EQ(parsed["peer"], "ipv6:[::1]:7");
+  EXPECT_EQ(parsed["detail"], "bytes=\xef\xbf\xbd\xef\xbf\xbd");  // U+FFFD twice
+}
+
 TEST(ServerLog, JsonAndTextLinesCarryMethodCodeLatencyPeer) {
   RequestLogEntry entry{"Search", absl::InvalidArgumentError("k \"0\""),
                         1.5, "ipv4:127.0.0.1:5", ""};
   const std::string json = FormatRequestLog(LogFormat::kJson, entry);
   EXPECT_THAT(json, HasSubstr("\"method\":\"Search\""));
   EXPECT_THAT(json, HasSubstr("\"code\":\"INVALID_ARGUMENT\""));
-  EXPECT_THAT(json, HasSubstr("\"latency_ms\":1.500"));
+  EXPECT_THAT(json, HasSubstr("\"latency_ms\":1.5"));
   EXPECT_THAT(json, HasSubstr("\"peer\":\"ipv4:127.0.0.1:5\""));
   EXPECT_THAT(json, HasSubstr("\"message\":\"k \\\"0\\\"\""));
   const std::string text = FormatRequestLog(LogFormat::kText, entry);

@@ -71,9 +71,10 @@ double FixedBatchLoss(const Encoder& encoder, const Dataset& test) {
 }
 
 std::unique_ptr<Encoder> ModelFromCheckpoint(const std::string& work_dir) {
-  absl::StatusOr<Checkpoint> ckpt = Checkpoint::Load(work_dir + "/checkpoint.bin");
+  absl::StatusOr<v1::TrainingCheckpoint> ckpt =
+      LoadCheckpoint(work_dir + "/checkpoint.bin");
   EXPECT_TRUE(ckpt.ok()) << ckpt.status();
-  absl::StatusOr<std::unique_ptr<Encoder>> enc = Encoder::FromBytes(*ckpt->Get("model"));
+  absl::StatusOr<std::unique_ptr<Encoder>> enc = Encoder::FromBytes(ckpt->model());
   EXPECT_TRUE(enc.ok()) << enc.status();
   return std::move(*enc);
 }
@@ -181,11 +182,17 @@ TEST(Trainer, StoppedAndResumedRunEqualsUninterruptedRun) {
   EXPECT_EQ(a->history.back().metrics.precision_at_1,
             b->history.back().metrics.precision_at_1);
 
-  // A resume with different options is refused with both fingerprints.
+  // A resume with different options is refused, naming the field.
   split.margin = 0.3;
   absl::Status s = Train(split).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(s.message().find("margin"), std::string::npos) << s;
+  // So is one whose model would differ: the stored model's config decides.
+  split.margin = -1;
+  split.hidden = 96;
+  s = Train(split).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("hidden: 128 -> 96"), std::string::npos) << s;
 }
 
 // --answers=classes: the class vectors are trained with the encoder (a run
@@ -220,12 +227,14 @@ TEST(Trainer, ClassAnswersLearnAndResumeExactly) {
   EXPECT_EQ(ModelFromCheckpoint(straight.work_dir)->ToBytes(),
             ModelFromCheckpoint(split.work_dir)->ToBytes());
   EXPECT_EQ(a->history.back().loss, b->history.back().loss);
-  absl::StatusOr<Checkpoint> ca = Checkpoint::Load(straight.work_dir + "/checkpoint.bin");
-  absl::StatusOr<Checkpoint> cb = Checkpoint::Load(split.work_dir + "/checkpoint.bin");
+  absl::StatusOr<v1::TrainingCheckpoint> ca =
+      LoadCheckpoint(straight.work_dir + "/checkpoint.bin");
+  absl::StatusOr<v1::TrainingCheckpoint> cb =
+      LoadCheckpoint(split.work_dir + "/checkpoint.bin");
   ASSERT_TRUE(ca.ok() && cb.ok());
-  ASSERT_TRUE(ca->Get("class_vectors").ok());
-  EXPECT_EQ(ca->Get("class_vectors")->size(), 10u * 64u * sizeof(float));
-  EXPECT_EQ(*ca->Get("class_vectors"), *cb->Get("class_vectors"));
+  ASSERT_TRUE(ca->has_class_vectors());
+  EXPECT_EQ(ca->class_vectors().size(), 10u * 64u * sizeof(float));
+  EXPECT_EQ(ca->class_vectors(), cb->class_vectors());
 
   // The metrics lines say which answers were used.
   absl::StatusOr<std::string> jsonl = ReadFile(straight.work_dir + "/metrics.jsonl");
@@ -246,12 +255,14 @@ TEST(Trainer, ClassWeightAddsTheClassTermAndKeepsItsVectors) {
   absl::StatusOr<TrainResult> b = Train(mixed);
   ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
   EXPECT_GT(b->history[0].loss, a->history[0].loss);
-  absl::StatusOr<Checkpoint> ca = Checkpoint::Load(plain.work_dir + "/checkpoint.bin");
-  absl::StatusOr<Checkpoint> cb = Checkpoint::Load(mixed.work_dir + "/checkpoint.bin");
+  absl::StatusOr<v1::TrainingCheckpoint> ca =
+      LoadCheckpoint(plain.work_dir + "/checkpoint.bin");
+  absl::StatusOr<v1::TrainingCheckpoint> cb =
+      LoadCheckpoint(mixed.work_dir + "/checkpoint.bin");
   ASSERT_TRUE(ca.ok() && cb.ok());
-  EXPECT_FALSE(ca->Get("class_vectors").ok());
-  ASSERT_TRUE(cb->Get("class_vectors").ok());
-  EXPECT_NE(*cb->Get("class_vectors"),
+  EXPECT_FALSE(ca->has_class_vectors());
+  ASSERT_TRUE(cb->has_class_vectors());
+  EXPECT_NE(cb->class_vectors(),
             ClassVectorsToBytes(MakeClassVectors(10, 64, mixed.seed)))
       << "the class vectors were not trained";
 }
