@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "core/loss/mining_kind.h"
+#include "core/nn/model_config.h"
 #include "core/util/file.h"
 #include "core/util/status_macros.h"
 #include "embedsearch/v1/bundle.pb.h"
@@ -103,7 +104,11 @@ absl::Status CheckSameRun(const std::string& path,
   std::string differences = Differences(stored.options(), now);
   const std::string model_differences = Differences(stored_model, fresh_model);
   if (!model_differences.empty()) {
+    // The architecture's first difference in words, then every field.
+    const std::string architecture = ArchitectureDifference(
+        EncoderConfigFromProto(stored_model), EncoderConfigFromProto(fresh_model));
     absl::StrAppend(&differences, differences.empty() ? "" : "; ", "model ",
+                    architecture.empty() ? "" : architecture + "; ",
                     model_differences);
   }
   if (differences.empty()) return absl::OkStatus();

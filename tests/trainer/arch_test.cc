@@ -38,10 +38,10 @@ TrainerOptions SmallRun(const std::string& name) {
 }
 
 std::string CheckpointModel(const std::string& work_dir) {
-  absl::StatusOr<Checkpoint> ckpt =
-      Checkpoint::Load(work_dir + "/checkpoint.bin");
+  absl::StatusOr<v1::TrainingCheckpoint> ckpt =
+      LoadCheckpoint(work_dir + "/checkpoint.bin");
   EXPECT_TRUE(ckpt.ok()) << ckpt.status();
-  return ckpt.ok() ? std::string(*ckpt->Get("model")) : "";
+  return ckpt.ok() ? ckpt->model() : "";
 }
 
 TEST(TrainerArch, SpecTrainsAsFormat2AndResumesExactly) {
@@ -71,7 +71,9 @@ TEST(TrainerArch, ResumeWithAnotherArchitectureIsRefused) {
   o.arch = "c8,p,r32s2,gap,fc16,d0.2,fc24";
   absl::Status s = Train(o).status();
   EXPECT_FALSE(s.ok());
-  EXPECT_THAT(s.message(), HasSubstr("arch=c8,p,r32s2"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("now res0: residual 32 s2"));
+  EXPECT_THAT(s.message(), HasSubstr("channels: 16 -> 32"));
 }
 
 TEST(TrainerArch, BadSpecOrInputIsRefusedNamingIt) {

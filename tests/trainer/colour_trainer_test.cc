@@ -84,11 +84,11 @@ TrainerOptions ColourRun(const std::string& name) {
 }
 
 std::unique_ptr<Encoder> ModelFromCheckpoint(const std::string& work_dir) {
-  absl::StatusOr<Checkpoint> ckpt =
-      Checkpoint::Load(work_dir + "/checkpoint.bin");
+  absl::StatusOr<v1::TrainingCheckpoint> ckpt =
+      LoadCheckpoint(work_dir + "/checkpoint.bin");
   EXPECT_TRUE(ckpt.ok()) << ckpt.status();
-  absl::StatusOr<std::unique_ptr<Encoder>> enc =
-      Encoder::FromBytes(*ckpt->Get("model"));
+  if (!ckpt.ok()) return nullptr;
+  absl::StatusOr<std::unique_ptr<Encoder>> enc = Encoder::FromBytes(ckpt->model());
   EXPECT_TRUE(enc.ok()) << enc.status();
   return std::move(*enc);
 }
