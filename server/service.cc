@@ -53,11 +53,17 @@ SearchService::SearchService(ServiceOptions options)
       started_(absl::Now()),
       slots_(options_.compute_threads),
       search_queue_(slots_.slots(), kMaxSearchBatch,
-                    [this](std::vector<PendingSearch>& batch) { RunSearchBatch(batch); }) {}
+                    [this](std::vector<PendingSearch>& batch) { RunSearchBatch(batch); }) {
+  metrics_->SetGallerySizeSource([this]() -> int64_t {
+    std::shared_ptr<Bundle> b = bundle();
+    return b == nullptr ? 0 : b->gallery().size();
+  });
+}
 
 absl::Status SearchService::LoadBundle(const std::string& dir) {
   std::unique_lock load_lock(load_mu_);
   absl::StatusOr<std::unique_ptr<Bundle>> loaded = Bundle::Load(dir);
+  metrics_->RecordBundleLoad(loaded.status());
   if (!loaded.ok()) {
     return Annotate(loaded.status(),
                     absl::StrCat("cannot load bundle \"", dir, "\""));
@@ -74,6 +80,8 @@ absl::Status SearchService::Swap(std::unique_ptr<Bundle> loaded) {
     old = std::exchange(bundle_, fresh);
     listener = listener_;
   }
+  metrics_->SetModel(fresh->model_version(), fresh->gallery().index_spec(),
+                     fresh->gallery().metric(), fresh->encoder().dim());
   if (listener) listener(*fresh);
   // `old` is released here, or later by the last request still using it.
   return absl::OkStatus();
@@ -230,14 +238,22 @@ absl::StatusOr<SearchService::PreparedSearch> SearchService::PrepareSearch(
 }
 
 absl::StatusOr<v1::SearchResponse> SearchService::AnswerSearch(
-    const Bundle& bundle, const PreparedSearch& prepared) const {
+    const Bundle& bundle, const PreparedSearch& prepared,
+    SearchStageTimes& times) const {
+  GallerySearchOptions options = prepared.search;
+  GallerySearchOptions::Times gallery_times;
+  options.times = &gallery_times;
   ASSIGN_OR_RETURN(auto results,
-                   bundle.gallery().Search(prepared.query.data(), 1, prepared.search));
+                   bundle.gallery().Search(prepared.query.data(), 1, options));
+  times[SearchStage::kIndexSearch] = gallery_times.index;
+  times[SearchStage::kCatalogRead] = gallery_times.catalog;
+  const absl::Time start = absl::Now();
   v1::SearchResponse response;
   response.set_model_version(bundle.model_version());
   if (!results.empty()) {
     for (const GalleryHit& hit : results[0]) FillHit(hit, response.add_hits());
   }
+  times[SearchStage::kResponse] = absl::Now() - start;
   return response;
 }
 
@@ -245,8 +261,21 @@ void SearchService::RunSearchBatch(std::vector<PendingSearch>& batch) {
   const size_t n = batch.size();
   std::vector<absl::StatusOr<v1::SearchResponse>> results(
       n, absl::InternalError("search was not run"));
+  std::vector<SearchStageTimes> times(n);
+  const absl::Time taken = absl::Now();
+  for (size_t i = 0; i < n; ++i) {
+    times[i][SearchStage::kQueueWait] = taken - batch[i].submitted;
+  }
+  metrics_->RecordSearchBatch(n);
+  // The response stage ends when the transport has the answer.
   auto finish = [&] {
-    for (size_t i = 0; i < n; ++i) batch[i].done(std::move(results[i]));
+    for (size_t i = 0; i < n; ++i) {
+      const absl::Time start = absl::Now();
+      batch[i].done(std::move(results[i]));
+      auto& response = times[i][SearchStage::kResponse];
+      if (response.has_value()) *response += absl::Now() - start;
+      metrics_->RecordSearchStages(times[i]);
+    }
   };
   absl::StatusOr<std::shared_ptr<Bundle>> bundle = RequireBundle();
   if (!bundle.ok()) {
@@ -271,7 +300,9 @@ void SearchService::RunSearchBatch(std::vector<PendingSearch>& batch) {
       if (!prepared[i].ok() || !prepared[i]->from_image) continue;
       absl::Status ready = CheckStop(batch[i].stop, "decoding the query image");
       if (ready.ok()) {
+        const absl::Time start = absl::Now();
         ready = PrepareImage(b, batch[i].request->image(), "query image", &input, nullptr);
+        times[i][SearchStage::kDecode] = absl::Now() - start;
       }
       if (!ready.ok()) {
         prepared[i] = ready;
@@ -286,9 +317,12 @@ void SearchService::RunSearchBatch(std::vector<PendingSearch>& batch) {
              !largest_search_batch_.compare_exchange_weak(largest, images)) {
       }
       std::vector<float> embeddings(image_of.size() * static_cast<size_t>(dim));
+      const absl::Time start = absl::Now();
       b.encoder().Encode(input.data(), static_cast<int>(image_of.size()),
                          embeddings.data(), /*threads=*/1);
+      const absl::Duration encoded = absl::Now() - start;
       for (size_t j = 0; j < image_of.size(); ++j) {
+        times[image_of[j]][SearchStage::kEncode] = encoded;
         std::copy_n(embeddings.begin() + j * dim, dim, prepared[image_of[j]]->query.begin());
       }
     }
@@ -298,7 +332,7 @@ void SearchService::RunSearchBatch(std::vector<PendingSearch>& batch) {
         continue;
       }
       absl::Status go = CheckStop(batch[i].stop, "searching the index");
-      results[i] = go.ok() ? AnswerSearch(b, *prepared[i]) : go;
+      results[i] = go.ok() ? AnswerSearch(b, *prepared[i], times[i]) : go;
     }
   }  // The slot is free before the replies go out.
   finish();
@@ -306,7 +340,7 @@ void SearchService::RunSearchBatch(std::vector<PendingSearch>& batch) {
 
 void SearchService::SearchAsync(const v1::SearchRequest* request, StopCheck stop,
                                 SearchDone done) {
-  search_queue_.Submit({request, std::move(stop), std::move(done)});
+  search_queue_.Submit({request, std::move(stop), std::move(done), absl::Now()});
 }
 
 absl::StatusOr<v1::SearchResponse> SearchService::Search(

@@ -27,6 +27,7 @@
 #include "embedsearch/v1/search.pb.h"
 #include "server/batch_queue.h"
 #include "server/compute_slots.h"
+#include "server/metrics.h"
 #include "server/stats.h"
 
 namespace embedsearch {
@@ -58,6 +59,9 @@ class SearchService {
   void SetBundleListener(std::function<void(const Bundle&)> listener);
 
   RequestStats& stats() { return stats_; }
+  // Prometheus metrics (the gRPC adapter records requests; the service
+  // records search stages, batches and bundle loads). Never null.
+  const std::shared_ptr<ServiceMetrics>& metrics() const { return metrics_; }
   const ServiceOptions& options() const { return options_; }
 
   // Every RPC. `stop` is polled between stages (decode, encode, search).
@@ -99,20 +103,25 @@ class SearchService {
     const v1::SearchRequest* request;
     StopCheck stop;
     SearchDone done;
+    absl::Time submitted;  // start of the queue_wait stage
   };
   struct PreparedSearch;
   // Validates `request` and resolves embedding and id queries (an image
   // query is left for the batch encoder).
   absl::StatusOr<PreparedSearch> PrepareSearch(const Bundle& bundle,
                                                const v1::SearchRequest& request) const;
+  // Adds the index, catalog and response times to `times`.
   absl::StatusOr<v1::SearchResponse> AnswerSearch(const Bundle& bundle,
-                                                  const PreparedSearch& prepared) const;
+                                                  const PreparedSearch& prepared,
+                                                  SearchStageTimes& times) const;
   void RunSearchBatch(std::vector<PendingSearch>& batch);
 
   const ServiceOptions options_;
   const absl::Time started_;
   ComputeSlots slots_;
   RequestStats stats_;
+  const std::shared_ptr<ServiceMetrics> metrics_ =
+      std::make_shared<ServiceMetrics>();
 
   mutable std::mutex mu_;
   std::shared_ptr<Bundle> bundle_ ABSL_GUARDED_BY(mu_);
