@@ -121,6 +121,7 @@ absl::StatusOr<std::unique_ptr<EmbedSearchServer>> EmbedSearchServer::Start(
 }
 
 EmbedSearchServer::~EmbedSearchServer() {
+  if (server_ == nullptr) return;  // Start failed before gRPC was built.
   Shutdown(absl::Seconds(5));
   Wait();
 }

@@ -504,9 +504,13 @@ absl::StatusOr<v1::GetInfoResponse> SearchService::GetInfo(
 
 absl::StatusOr<v1::ReloadResponse> SearchService::Reload(
     const v1::ReloadRequest& request) {
-  ASSIGN_OR_RETURN(std::string dir,
-                   ResolveBundlePath(request.bundle_path(),
-                                     options_.allowed_bundle_roots));
+  absl::StatusOr<std::string> resolved =
+      ResolveBundlePath(request.bundle_path(), options_.allowed_bundle_roots);
+  if (!resolved.ok()) {
+    metrics_->RecordBundleLoad(resolved.status());  // a failed reload too
+    return resolved.status();
+  }
+  const std::string& dir = *resolved;
   absl::Status loaded = LoadBundle(dir);
   if (!loaded.ok()) {
     std::shared_ptr<Bundle> current = bundle();
