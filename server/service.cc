@@ -257,7 +257,8 @@ absl::StatusOr<v1::SearchResponse> SearchService::AnswerSearch(
   return response;
 }
 
-void SearchService::RunSearchBatch(std::vector<PendingSearch>& batch) {
+void SearchService::RunSearchBatch(std::vector<PendingSearch>& batch,
+                                   std::optional<ComputeSlots::Lease> lease) {
   const size_t n = batch.size();
   std::vector<absl::StatusOr<v1::SearchResponse>> results(
       n, absl::InternalError("search was not run"));
@@ -280,16 +281,20 @@ void SearchService::RunSearchBatch(std::vector<PendingSearch>& batch) {
   absl::StatusOr<std::shared_ptr<Bundle>> bundle = RequireBundle();
   if (!bundle.ok()) {
     for (auto& result : results) result = bundle.status();
+    lease.reset();
     return finish();
   }
   const Bundle& b = **bundle;
   const int dim = b.encoder().dim();
   {
-    // Never gives up (no stop): each query checks its own stop below.
-    absl::StatusOr<ComputeSlots::Lease> lease = slots_.Acquire({});
-    if (!lease.ok()) {
-      for (auto& result : results) result = lease.status();
-      return finish();
+    if (!lease.has_value()) {
+      // Never gives up (no stop): each query checks its own stop below.
+      absl::StatusOr<ComputeSlots::Lease> acquired = slots_.Acquire({});
+      if (!acquired.ok()) {
+        for (auto& result : results) result = acquired.status();
+        return finish();
+      }
+      lease.emplace(*std::move(acquired));
     }
     std::vector<absl::StatusOr<PreparedSearch>> prepared;
     prepared.reserve(n);
@@ -334,13 +339,22 @@ void SearchService::RunSearchBatch(std::vector<PendingSearch>& batch) {
       absl::Status go = CheckStop(batch[i].stop, "searching the index");
       results[i] = go.ok() ? AnswerSearch(b, *prepared[i], times[i]) : go;
     }
-  }  // The slot is free before the replies go out.
+    lease.reset();  // The slot is free before the replies go out.
+  }
   finish();
 }
 
 void SearchService::SearchAsync(const v1::SearchRequest* request, StopCheck stop,
                                 SearchDone done) {
-  search_queue_.Submit({request, std::move(stop), std::move(done), absl::Now()});
+  PendingSearch item{request, std::move(stop), std::move(done), absl::Now()};
+  if (search_queue_.empty()) {
+    if (std::optional<ComputeSlots::Lease> lease = slots_.TryAcquire()) {
+      std::vector<PendingSearch> alone;
+      alone.push_back(std::move(item));
+      return RunSearchBatch(alone, std::move(lease));
+    }
+  }
+  search_queue_.Submit(std::move(item));
 }
 
 absl::StatusOr<v1::SearchResponse> SearchService::Search(

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,8 +69,12 @@ class SearchService {
   //
   // Searches run on the service's search workers, one per compute slot, in
   // arrival order; the image queries waiting together are encoded as one
-  // batch (why: server/batch_queue.h). SearchAsync returns at once and
-  // calls `done` on a worker thread; `request` must stay valid until then.
+  // batch (why: server/batch_queue.h). A query that arrives with nothing
+  // queued and a compute slot free runs on the calling thread instead: the
+  // hand-off to a sleeping worker and back cost a lone query more than its
+  // compute (BENCHMARKS.md, "The lone query"). SearchAsync then returns
+  // after calling `done`; otherwise it returns at once and calls `done` on a
+  // worker thread. `request` must stay valid until `done`.
   // Search blocks until its answer is ready. Do not call either from
   // inside `done` (a worker waiting for itself).
   using SearchDone = std::function<void(absl::StatusOr<v1::SearchResponse>)>;
@@ -114,7 +119,9 @@ class SearchService {
   absl::StatusOr<v1::SearchResponse> AnswerSearch(const Bundle& bundle,
                                                   const PreparedSearch& prepared,
                                                   SearchStageTimes& times) const;
-  void RunSearchBatch(std::vector<PendingSearch>& batch);
+  // Runs `batch` in the slot `lease` holds (empty: waits for one).
+  void RunSearchBatch(std::vector<PendingSearch>& batch,
+                      std::optional<ComputeSlots::Lease> lease = std::nullopt);
 
   const ServiceOptions options_;
   const absl::Time started_;
