@@ -51,12 +51,6 @@ class BatchQueue {
   BatchQueue(const BatchQueue&) = delete;
   BatchQueue& operator=(const BatchQueue&) = delete;
 
-  // Nothing is waiting for a worker (a snapshot: it may change at once).
-  bool empty() {
-    std::unique_lock lock(mu_);
-    return items_.empty();
-  }
-
   void Submit(Item item) {
     {
       std::unique_lock lock(mu_);

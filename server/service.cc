@@ -346,8 +346,18 @@ void SearchService::RunSearchBatch(std::vector<PendingSearch>& batch,
 
 void SearchService::SearchAsync(const v1::SearchRequest* request, StopCheck stop,
                                 SearchDone done) {
-  PendingSearch item{request, std::move(stop), std::move(done), absl::Now()};
-  if (search_queue_.empty()) {
+  const absl::Time submitted = absl::Now();
+  // Counted until `done` has returned, so "none in flight" means idle.
+  auto counted_done = [this, done = std::move(done)](
+                          absl::StatusOr<v1::SearchResponse> result) {
+    done(std::move(result));
+    searches_in_flight_.fetch_sub(1);
+  };
+  PendingSearch item{request, std::move(stop), std::move(counted_done), submitted};
+  // Only when no other search is in flight: under load the handler threads
+  // must stay free for gRPC (computing on them halved throughput at
+  // concurrency 16), and queued queries are batched by the workers.
+  if (searches_in_flight_.fetch_add(1) == 0) {
     if (std::optional<ComputeSlots::Lease> lease = slots_.TryAcquire()) {
       std::vector<PendingSearch> alone;
       alone.push_back(std::move(item));

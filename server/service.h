@@ -69,11 +69,11 @@ class SearchService {
   //
   // Searches run on the service's search workers, one per compute slot, in
   // arrival order; the image queries waiting together are encoded as one
-  // batch (why: server/batch_queue.h). A query that arrives with nothing
-  // queued and a compute slot free runs on the calling thread instead: the
-  // hand-off to a sleeping worker and back cost a lone query more than its
-  // compute (BENCHMARKS.md, "The lone query"). SearchAsync then returns
-  // after calling `done`; otherwise it returns at once and calls `done` on a
+  // batch (why: server/batch_queue.h). A query that arrives when no other
+  // search is in flight runs on the calling thread instead: the hand-off to
+  // a sleeping worker and back cost a lone query more than its compute
+  // (BENCHMARKS.md, "The lone query"). SearchAsync then returns after
+  // calling `done`; otherwise it returns at once and calls `done` on a
   // worker thread. `request` must stay valid until `done`.
   // Search blocks until its answer is ready. Do not call either from
   // inside `done` (a worker waiting for itself).
@@ -136,6 +136,8 @@ class SearchService {
   // Serialises loads so two Reloads never race to swap.
   std::mutex load_mu_;
   std::atomic<int64_t> largest_search_batch_{0};
+  // Searches submitted whose `done` has not returned yet.
+  std::atomic<int64_t> searches_in_flight_{0};
   // Last: destroyed first, so its workers finish with everything above alive.
   BatchQueue<PendingSearch> search_queue_;
 };
