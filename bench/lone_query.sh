@@ -6,7 +6,9 @@
 # p50/p99 and req/s (embedsearch-client bench), the server's own Search p50
 # (GetInfo), its CPU per query, and, when the binary has --metrics_address,
 # the mean of every search stage (embedsearch_search_stage_duration_seconds).
-# Prints a markdown table of the medians over the rounds.
+# Writes a markdown table of the medians over the rounds to
+# bench/results/lone-query.md (and prints it); bench/notes/lone-query.md
+# holds the analysis.
 # Usage: bench/lone_query.sh BUNDLE SERVER_A SERVER_B [INPROC_BENCH] [ROUNDS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,7 @@ rounds=${5:-5}
 seconds=${6:-4}
 client_bin=build/client/embedsearch-client
 tmp=$(mktemp -d)
+out=bench/results/lone-query.md
 trap 'rm -rf "$tmp"' EXIT
 
 # One server run: writes $tmp/<variant>-<round>.{c1,c16,info,cpu,m0,m1}.
@@ -52,7 +55,7 @@ for round in $(seq "$rounds"); do
   "$inproc" --bundle "$bundle" --duration "$seconds" --concurrency 1 --json 2>/dev/null >"$tmp/inproc-$round"
 done
 
-/usr/bin/python3 - "$tmp" "$rounds" "${servers[@]}" <<'PY'
+/usr/bin/python3 - "$tmp" "$rounds" "${servers[@]}" >"$tmp/table.md" <<'PY'
 import json, re, statistics, sys
 tmp, rounds, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 stages = ["queue_wait", "decode", "encode", "index_search", "catalog_read", "response"]
@@ -97,3 +100,10 @@ for name, runs in rows:
 print("\nPer round (client p50 ms at c=1, a / b): " +
       ", ".join(f"{a['c1']['latency_ms']['p50']:.2f}/{b['c1']['latency_ms']['p50']:.2f}" for a, b in zip(rows[0][1], rows[1][1])))
 PY
+{
+  echo "## Search: the lone query (concurrency 1), per stage"
+  echo
+  echo "Command: \`bench/lone_query.sh $bundle ${servers[*]} $inproc $rounds $seconds\` (run $(date -u +%F) on $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed "s/^ *//"))"
+  echo
+  cat "$tmp/table.md"
+} | tee "$out"
