@@ -67,6 +67,14 @@ double Value(const std::string& text, const std::string& series) {
   return std::nan("");
 }
 
+// How much `series` grew from `before` to `after` (absent counts as 0:
+// a labelled series appears with its first observation).
+double Moved(const std::string& before, const std::string& after,
+             const std::string& series) {
+  const double was = Value(before, series);
+  return Value(after, series) - (std::isnan(was) ? 0 : was);
+}
+
 std::string Requests(const std::string& method, const std::string& code) {
   return absl::StrCat("embedsearch_requests_total{code=\"", code,
                       "\",method=\"", method, "\"}");
@@ -131,10 +139,7 @@ TEST_F(MetricsTest, SearchesMoveRequestCountsStagesAndBuckets) {
   EXPECT_EQ(ImageSearch(0, 0).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   const std::string after = ScrapeServer();
 
-  auto moved = [&](const std::string& series) {
-    const double was = std::isnan(Value(before, series)) ? 0 : Value(before, series);
-    return Value(after, series) - was;
-  };
+  auto moved = [&](const std::string& series) { return Moved(before, after, series); };
   EXPECT_EQ(moved(Requests("Search", "OK")), 6);
   EXPECT_EQ(moved(Requests("Search", "INVALID_ARGUMENT")), 1);
   EXPECT_EQ(moved("embedsearch_request_duration_seconds_count{method=\"Search\"}"), 7);
@@ -264,8 +269,7 @@ TEST_F(MetricsTest, ScrapingDuringConcurrentSearchesAddsNoErrors) {
   EXPECT_EQ(failed_searches.load(), 0);
   EXPECT_GT(scrapes, 0);
   EXPECT_EQ(bad_scrapes, 0);
-  EXPECT_EQ(Value(after, Requests("Search", "OK")) - Value(before, Requests("Search", "OK")),
-            kThreads * kPerThread);
+  EXPECT_EQ(Moved(before, after, Requests("Search", "OK")), kThreads * kPerThread);
 }
 
 TEST(MetricsStartup, TakenMetricsPortIsAClearError) {
