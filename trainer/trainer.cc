@@ -30,6 +30,7 @@
 #include "trainer/checkpoint.h"
 #include "trainer/class_vectors.h"
 #include "trainer/collapse_detector.h"
+#include "trainer/epoch_textfile.h"
 #include "trainer/plots.h"
 #include "trainer/progress.h"
 
@@ -543,6 +544,8 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
       points.push_back({r.epoch, r.loss, r.metrics.precision_at_1, r.evaluated});
     }
     RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(o.work_dir, "/metrics.jsonl"), jsonl));
+    RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(o.work_dir, "/trainer.prom"),
+                                        EpochMetricsTextfile(history)));
     const std::string title = absl::StrFormat(
         "%s loss, %s, margin %g, dim %d", EmbeddingLossKindName(o.loss),
         o.answers == AnswerSet::kClasses ? "class answers"
