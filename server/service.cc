@@ -268,80 +268,89 @@ void SearchService::RunSearchBatch(std::vector<PendingSearch>& batch,
     times[i][SearchStage::kQueueWait] = taken - batch[i].submitted;
   }
   metrics_->RecordSearchBatch(n);
-  // The response stage ends when the transport has the answer.
-  auto finish = [&] {
-    for (size_t i = 0; i < n; ++i) {
-      const absl::Time start = absl::Now();
-      batch[i].done(std::move(results[i]));
-      auto& response = times[i][SearchStage::kResponse];
-      if (response.has_value()) *response += absl::Now() - start;
-      metrics_->RecordSearchStages(times[i]);
-    }
-  };
+  ComputeSearchBatch(batch, std::move(lease), results, times);
+  // The slot is free before the replies go out. The response stage ends
+  // when the transport has the answer.
+  for (size_t i = 0; i < n; ++i) {
+    const absl::Time start = absl::Now();
+    batch[i].done(std::move(results[i]));
+    auto& response = times[i][SearchStage::kResponse];
+    if (response.has_value()) *response += absl::Now() - start;
+    metrics_->RecordSearchStages(times[i]);
+  }
+}
+
+void SearchService::ComputeSearchBatch(
+    std::vector<PendingSearch>& batch, std::optional<ComputeSlots::Lease> lease,
+    std::vector<absl::StatusOr<v1::SearchResponse>>& results,
+    std::vector<SearchStageTimes>& times) {
   absl::StatusOr<std::shared_ptr<Bundle>> bundle = RequireBundle();
   if (!bundle.ok()) {
     for (auto& result : results) result = bundle.status();
-    lease.reset();
-    return finish();
+    return;
+  }
+  if (!lease.has_value()) {
+    // Never gives up (no stop): each query checks its own stop below.
+    absl::StatusOr<ComputeSlots::Lease> acquired = slots_.Acquire({});
+    if (!acquired.ok()) {
+      for (auto& result : results) result = acquired.status();
+      return;
+    }
+    lease.emplace(*std::move(acquired));
   }
   const Bundle& b = **bundle;
-  const int dim = b.encoder().dim();
-  {
-    if (!lease.has_value()) {
-      // Never gives up (no stop): each query checks its own stop below.
-      absl::StatusOr<ComputeSlots::Lease> acquired = slots_.Acquire({});
-      if (!acquired.ok()) {
-        for (auto& result : results) result = acquired.status();
-        return finish();
-      }
-      lease.emplace(*std::move(acquired));
-    }
-    std::vector<absl::StatusOr<PreparedSearch>> prepared;
-    prepared.reserve(n);
-    std::vector<float> input;       // the image queries' model input
-    std::vector<size_t> image_of;   // batch index of each image in `input`
-    for (size_t i = 0; i < n; ++i) {
-      prepared.push_back(PrepareSearch(b, *batch[i].request));
-      if (!prepared[i].ok() || !prepared[i]->from_image) continue;
-      absl::Status ready = CheckStop(batch[i].stop, "decoding the query image");
-      if (ready.ok()) {
-        const absl::Time start = absl::Now();
-        ready = PrepareImage(b, batch[i].request->image(), "query image", &input, nullptr);
-        times[i][SearchStage::kDecode] = absl::Now() - start;
-      }
-      if (!ready.ok()) {
-        prepared[i] = ready;
-        continue;
-      }
-      image_of.push_back(i);
-    }
-    if (!image_of.empty()) {
-      const int64_t images = static_cast<int64_t>(image_of.size());
-      int64_t largest = largest_search_batch_.load();
-      while (images > largest &&
-             !largest_search_batch_.compare_exchange_weak(largest, images)) {
-      }
-      std::vector<float> embeddings(image_of.size() * static_cast<size_t>(dim));
+  const size_t n = batch.size();
+  std::vector<absl::StatusOr<PreparedSearch>> prepared;
+  prepared.reserve(n);
+  std::vector<float> input;       // the image queries' model input
+  std::vector<size_t> image_of;   // batch index of each image in `input`
+  for (size_t i = 0; i < n; ++i) {
+    prepared.push_back(PrepareSearch(b, *batch[i].request));
+    if (!prepared[i].ok() || !prepared[i]->from_image) continue;
+    absl::Status ready = CheckStop(batch[i].stop, "decoding the query image");
+    if (ready.ok()) {
       const absl::Time start = absl::Now();
-      b.encoder().Encode(input.data(), static_cast<int>(image_of.size()),
-                         embeddings.data(), /*threads=*/1);
-      const absl::Duration encoded = absl::Now() - start;
-      for (size_t j = 0; j < image_of.size(); ++j) {
-        times[image_of[j]][SearchStage::kEncode] = encoded;
-        std::copy_n(embeddings.begin() + j * dim, dim, prepared[image_of[j]]->query.begin());
-      }
+      ready = PrepareImage(b, batch[i].request->image(), "query image", &input, nullptr);
+      times[i][SearchStage::kDecode] = absl::Now() - start;
     }
-    for (size_t i = 0; i < n; ++i) {
-      if (!prepared[i].ok()) {
-        results[i] = prepared[i].status();
-        continue;
-      }
-      absl::Status go = CheckStop(batch[i].stop, "searching the index");
-      results[i] = go.ok() ? AnswerSearch(b, *prepared[i], times[i]) : go;
+    if (!ready.ok()) {
+      prepared[i] = ready;
+      continue;
     }
-    lease.reset();  // The slot is free before the replies go out.
+    image_of.push_back(i);
   }
-  finish();
+  EncodeImageQueries(b, input, image_of, prepared, times);
+  for (size_t i = 0; i < n; ++i) {
+    if (!prepared[i].ok()) {
+      results[i] = prepared[i].status();
+      continue;
+    }
+    absl::Status go = CheckStop(batch[i].stop, "searching the index");
+    results[i] = go.ok() ? AnswerSearch(b, *prepared[i], times[i]) : go;
+  }
+}
+
+void SearchService::EncodeImageQueries(
+    const Bundle& b, const std::vector<float>& input,
+    const std::vector<size_t>& image_of,
+    std::vector<absl::StatusOr<PreparedSearch>>& prepared,
+    std::vector<SearchStageTimes>& times) {
+  if (image_of.empty()) return;
+  const int64_t images = static_cast<int64_t>(image_of.size());
+  int64_t largest = largest_search_batch_.load();
+  while (images > largest &&
+         !largest_search_batch_.compare_exchange_weak(largest, images)) {
+  }
+  const int dim = b.encoder().dim();
+  std::vector<float> embeddings(image_of.size() * static_cast<size_t>(dim));
+  const absl::Time start = absl::Now();
+  b.encoder().Encode(input.data(), static_cast<int>(image_of.size()),
+                     embeddings.data(), /*threads=*/1);
+  const absl::Duration encoded = absl::Now() - start;
+  for (size_t j = 0; j < image_of.size(); ++j) {
+    times[image_of[j]][SearchStage::kEncode] = encoded;
+    std::copy_n(embeddings.begin() + j * dim, dim, prepared[image_of[j]]->query.begin());
+  }
 }
 
 void SearchService::SearchAsync(const v1::SearchRequest* request, StopCheck stop,

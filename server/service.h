@@ -119,9 +119,22 @@ class SearchService {
   absl::StatusOr<v1::SearchResponse> AnswerSearch(const Bundle& bundle,
                                                   const PreparedSearch& prepared,
                                                   SearchStageTimes& times) const;
-  // Runs `batch` in the slot `lease` holds (empty: waits for one).
+  // Answers `batch` (calls every `done`), computing in the slot `lease`
+  // holds (empty: waits for one), and records its metrics.
   void RunSearchBatch(std::vector<PendingSearch>& batch,
                       std::optional<ComputeSlots::Lease> lease = std::nullopt);
+  // The work of RunSearchBatch: fills `results` and `times`; the slot is
+  // released when it returns.
+  void ComputeSearchBatch(std::vector<PendingSearch>& batch,
+                          std::optional<ComputeSlots::Lease> lease,
+                          std::vector<absl::StatusOr<v1::SearchResponse>>& results,
+                          std::vector<SearchStageTimes>& times);
+  // One encoder call for the decoded images in `input`; image j belongs to
+  // batch entry image_of[j], whose query it fills.
+  void EncodeImageQueries(const Bundle& b, const std::vector<float>& input,
+                          const std::vector<size_t>& image_of,
+                          std::vector<absl::StatusOr<PreparedSearch>>& prepared,
+                          std::vector<SearchStageTimes>& times);
 
   const ServiceOptions options_;
   const absl::Time started_;
