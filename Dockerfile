@@ -24,7 +24,7 @@ RUN apt-get update \
       build-essential cmake pkg-config ca-certificates ccache \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libfaiss-dev libeigen3-dev libabsl-dev libsqlite3-dev libpng-dev \
-      libjpeg-dev zlib1g-dev libopenblas-dev \
+      libjpeg-dev zlib1g-dev libopenblas-dev prometheus-cpp-dev \
       libssl-dev nlohmann-json3-dev libcli11-dev \
  && rm -rf /var/lib/apt/lists/*
 
@@ -97,11 +97,13 @@ RUN --mount=type=bind,target=/context \
 ENV EMBEDSEARCH_BUNDLE=/var/lib/embedsearch/bundle \
     EMBEDSEARCH_PORT=50051 \
     EMBEDSEARCH_THREADS= \
-    EMBEDSEARCH_TOKEN=
+    EMBEDSEARCH_TOKEN= \
+    EMBEDSEARCH_METRICS_PORT=9464
 VOLUME ["/var/lib/embedsearch"]
 USER 10001:10001
 WORKDIR /var/lib/embedsearch
-EXPOSE 50051
+# 50051: gRPC; 9464: Prometheus GET /metrics (docs/server.md, "Metrics").
+EXPOSE 50051 9464
 
 # grpc.health.v1 through the client (no grpc_health_probe binary needed).
 # Podman keeps HEALTHCHECK only with --format docker.

@@ -12,7 +12,8 @@ ROOT/deploy/kubernetes/*.yaml, and checks that
     read-only root file system and drops ALL capabilities;
   - every long-running container has readiness and liveness probes, and its
     gRPC probes, containerPort, EMBEDSEARCH_PORT and Service targetPort are
-    one port, the one the Dockerfile EXPOSEs;
+    one port, the one the Dockerfile EXPOSEs; EMBEDSEARCH_METRICS_PORT and a
+    prometheus.io/port pod annotation name a containerPort too;
   - every image is embedsearch:<the project VERSION of CMakeLists.txt>, the
     same in compose and Kubernetes;
   - selectors match pod labels; mounted volumes, claimed PVCs and ConfigMap
@@ -205,6 +206,10 @@ class Checker:
                 env_port = self.env_value(c, "EMBEDSEARCH_PORT")
                 if env_port is not None and int(env_port) not in ports:
                     self.error(cw, f"EMBEDSEARCH_PORT {env_port} is not a containerPort {sorted(ports)}")
+                metrics_port = self.env_value(c, "EMBEDSEARCH_METRICS_PORT")
+                if metrics_port and int(metrics_port) not in ports:
+                    self.error(cw, f"EMBEDSEARCH_METRICS_PORT {metrics_port} is not a containerPort "
+                                   f"{sorted(ports)}")
                 for probe_name in ("readinessProbe", "livenessProbe"):
                     probe = c.get(probe_name)
                     if not isinstance(probe, dict):
@@ -214,6 +219,11 @@ class Checker:
                 if isinstance(c.get("startupProbe"), dict):
                     self.check_probe_port(cw, "startupProbe", c["startupProbe"], ports_by_name, ports)
                 pod_ports.append((ports, ports_by_name))
+        scrape_port = ((template.get("metadata") or {}).get("annotations") or {}).get(
+            "prometheus.io/port")
+        if scrape_port is not None and not any(
+                int(scrape_port) in ports for ports, _ in pod_ports):
+            self.error(where, f"annotation prometheus.io/port {scrape_port} is not a containerPort")
 
     def kubernetes(self, exposed):
         files = sorted(glob.glob(os.path.join(self.root, "deploy", "kubernetes", "*.yaml")))
@@ -336,6 +346,7 @@ class Checker:
             if isinstance(env, list):
                 env = dict(e.split("=", 1) for e in env if "=" in e)
             env_port = env.get("EMBEDSEARCH_PORT")
+            metrics_port = env.get("EMBEDSEARCH_METRICS_PORT")
             container_ports = set()
             for p in s.get("ports") or []:
                 text = str(p["target"]) if isinstance(p, dict) else str(p)
@@ -345,8 +356,11 @@ class Checker:
             for p in container_ports:
                 if exposed and p not in exposed:
                     self.error(where, f"container port {p} is not EXPOSEd by the Dockerfile {sorted(exposed)}")
-                if env_port is not None and int(env_port) != p:
+                known = {int(q) for q in (env_port, metrics_port) if q}
+                if env_port is not None and p not in known:
                     self.error(where, f"EMBEDSEARCH_PORT {env_port} differs from container port {p}")
+            if metrics_port and int(metrics_port) not in container_ports:
+                self.error(where, f"EMBEDSEARCH_METRICS_PORT {metrics_port} is not published")
         if len(images) > 1:
             self.error(rel, f"services use different images: {sorted(images)}")
         return images

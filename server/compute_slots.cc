@@ -35,6 +35,16 @@ absl::StatusOr<ComputeSlots::Lease> ComputeSlots::Acquire(
   return Lease(this);
 }
 
+std::optional<ComputeSlots::Lease> ComputeSlots::TryAcquire() {
+  {
+    std::unique_lock lock(mu_);
+    if (in_use_ >= slots_) return std::nullopt;
+    ++in_use_;
+  }
+  omp_set_num_threads(1);
+  return Lease(this);
+}
+
 void ComputeSlots::Release() {
   {
     std::unique_lock lock(mu_);

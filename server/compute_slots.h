@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <optional>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -59,6 +60,8 @@ class ComputeSlots {
   // Blocks until a slot is free; gives up with `stop`'s status when the
   // call is cancelled or its deadline passes while queued.
   absl::StatusOr<Lease> Acquire(const StopCheck& stop);
+  // A slot if one is free right now; nullopt otherwise (never waits).
+  std::optional<Lease> TryAcquire();
 
  private:
   void Release();

@@ -43,8 +43,10 @@ grpc::Status GrpcImageSearch::Finish(const char* method,
                                      absl::Time start,
                                      const absl::Status& status,
                                      absl::string_view detail) {
-  const double ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+  const absl::Duration latency = absl::Now() - start;
+  const double ms = absl::ToDoubleMilliseconds(latency);
   service_->stats().Record(method, ms, status.ok());
+  service_->metrics()->RecordRequest(method, status.code(), latency);
   WriteRequestLog(log_format_, {method, status, ms, context->peer(), detail});
   return ToGrpcStatus(status);
 }

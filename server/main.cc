@@ -47,6 +47,9 @@ ABSL_FLAG(int, max_picture_side, 256,
 ABSL_FLAG(std::string, allowed_bundle_roots, "",
           "Comma-separated directories Reload may load bundles from. Empty: "
           "the parent directory of --bundle (or Reload disabled without it).");
+ABSL_FLAG(std::string, metrics_address, "",
+          "host:port for Prometheus metrics over HTTP (GET /metrics), e.g. "
+          "0.0.0.0:9464. Empty: no metrics endpoint.");
 ABSL_FLAG(std::string, log_format, "text",
           "Request log on stderr: text (key=value), json or none.");
 
@@ -91,6 +94,7 @@ int main(int argc, char** argv) {
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
   options.max_grpc_threads = absl::GetFlag(FLAGS_max_grpc_threads);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   options.service.max_k = absl::GetFlag(FLAGS_max_k);
   options.service.compute_threads = absl::GetFlag(FLAGS_threads);
   options.service.decode_limits.max_pixels = absl::GetFlag(FLAGS_max_image_pixels);

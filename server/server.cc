@@ -59,6 +59,17 @@ absl::StatusOr<std::unique_ptr<EmbedSearchServer>> EmbedSearchServer::Start(
   s->service_ = std::make_unique<SearchService>(options.service);
   s->grpc_service_ = std::make_unique<GrpcImageSearch>(
       s->service_.get(), options.token, options.log_format);
+  // Before gRPC listens, so a taken metrics port fails start-up cleanly.
+  if (!options.metrics_address.empty()) {
+    absl::StatusOr<std::unique_ptr<MetricsEndpoint>> endpoint =
+        MetricsEndpoint::Start(options.metrics_address, s->service_->metrics());
+    if (!endpoint.ok()) return endpoint.status();
+    s->metrics_endpoint_ = *std::move(endpoint);
+    WriteEventLog(options.log_format, "metrics_listening",
+                  absl::StrCat("address=", options.metrics_address,
+                               " port=", s->metrics_endpoint_->port(),
+                               " path=/metrics"));
+  }
 
   // Both must be set before the builder is created.
   grpc::EnableDefaultHealthCheckService(true);
@@ -110,6 +121,7 @@ absl::StatusOr<std::unique_ptr<EmbedSearchServer>> EmbedSearchServer::Start(
 }
 
 EmbedSearchServer::~EmbedSearchServer() {
+  if (server_ == nullptr) return;  // Start failed before gRPC was built.
   Shutdown(absl::Seconds(5));
   Wait();
 }

@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/server.h"
 #include "server/grpc_service.h"
+#include "server/metrics_endpoint.h"
 #include "server/request_log.h"
 #include "server/service.h"
 
@@ -40,14 +41,19 @@ struct ServerOptions {
   // refuses calls once its thread quota is spent.
   int max_grpc_threads = 256;        // default: 256
   LogFormat log_format = LogFormat::kText;  // default: key=value lines
+  // host:port of the Prometheus /metrics endpoint ("127.0.0.1:0" picks a
+  // port). Empty (default): no endpoint; off by default because a fixed
+  // default port would collide between servers on one host and would expose
+  // process details on every interface unasked. deploy/ turns it on.
+  std::string metrics_address;
   ServiceOptions service;            // max_k, compute threads, reload roots
 };
 
 class EmbedSearchServer {
  public:
   // Binds, starts serving and (if options.bundle_path is set) loads the
-  // bundle. Errors: the address cannot be bound, TLS files unreadable,
-  // the bundle does not load.
+  // bundle. Errors: the address or the metrics address cannot be bound
+  // (UNAVAILABLE), TLS files unreadable, the bundle does not load.
   static absl::StatusOr<std::unique_ptr<EmbedSearchServer>> Start(
       const ServerOptions& options);
   ~EmbedSearchServer();  // Shuts down if still running.
@@ -55,6 +61,10 @@ class EmbedSearchServer {
   EmbedSearchServer& operator=(const EmbedSearchServer&) = delete;
 
   int port() const { return port_; }
+  // Port of the /metrics endpoint; 0 when options.metrics_address is empty.
+  int metrics_port() const {
+    return metrics_endpoint_ == nullptr ? 0 : metrics_endpoint_->port();
+  }
   SearchService& service() { return *service_; }
   // Loads (or replaces) the bundle; health turns SERVING on success.
   absl::Status LoadBundle(const std::string& dir);
@@ -72,6 +82,7 @@ class EmbedSearchServer {
   std::unique_ptr<SearchService> service_;
   std::unique_ptr<GrpcImageSearch> grpc_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
   int port_ = 0;
   std::mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;

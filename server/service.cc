@@ -65,11 +65,17 @@ SearchService::SearchService(ServiceOptions options)
       started_(absl::Now()),
       slots_(options_.compute_threads),
       search_queue_(slots_.slots(), kMaxSearchBatch,
-                    [this](std::vector<PendingSearch>& batch) { RunSearchBatch(batch); }) {}
+                    [this](std::vector<PendingSearch>& batch) { RunSearchBatch(batch); }) {
+  metrics_->SetGallerySizeSource([this]() -> int64_t {
+    std::shared_ptr<Bundle> b = bundle();
+    return b == nullptr ? 0 : b->gallery().size();
+  });
+}
 
 absl::Status SearchService::LoadBundle(const std::string& dir) {
   std::unique_lock load_lock(load_mu_);
   absl::StatusOr<std::unique_ptr<Bundle>> loaded = Bundle::Load(dir);
+  metrics_->RecordBundleLoad(loaded.status());
   if (!loaded.ok()) {
     return Annotate(loaded.status(),
                     absl::StrCat("cannot load bundle \"", dir, "\""));
@@ -86,6 +92,8 @@ absl::Status SearchService::Swap(std::unique_ptr<Bundle> loaded) {
     old = std::exchange(bundle_, fresh);
     listener = listener_;
   }
+  metrics_->SetModel(fresh->model_version(), fresh->gallery().index_spec(),
+                     fresh->gallery().metric(), fresh->encoder().dim());
   if (listener) listener(*fresh);
   // `old` is released here, or later by the last request still using it.
   return absl::OkStatus();
@@ -242,83 +250,142 @@ absl::StatusOr<SearchService::PreparedSearch> SearchService::PrepareSearch(
 }
 
 absl::StatusOr<v1::SearchResponse> SearchService::AnswerSearch(
-    const Bundle& bundle, const PreparedSearch& prepared) const {
+    const Bundle& bundle, const PreparedSearch& prepared,
+    SearchStageTimes& times) const {
+  GallerySearchOptions options = prepared.search;
+  GallerySearchOptions::Times gallery_times;
+  options.times = &gallery_times;
   ASSIGN_OR_RETURN(auto results,
-                   bundle.gallery().Search(prepared.query.data(), 1, prepared.search));
+                   bundle.gallery().Search(prepared.query.data(), 1, options));
+  times[SearchStage::kIndexSearch] = gallery_times.index;
+  times[SearchStage::kCatalogRead] = gallery_times.catalog;
+  const absl::Time start = absl::Now();
   v1::SearchResponse response;
   response.set_model_version(bundle.model_version());
   if (!results.empty()) {
     for (const GalleryHit& hit : results[0]) FillHit(hit, response.add_hits());
   }
+  times[SearchStage::kResponse] = absl::Now() - start;
   return response;
 }
 
-void SearchService::RunSearchBatch(std::vector<PendingSearch>& batch) {
+void SearchService::RunSearchBatch(std::vector<PendingSearch>& batch,
+                                   std::optional<ComputeSlots::Lease> lease) {
   const size_t n = batch.size();
   std::vector<absl::StatusOr<v1::SearchResponse>> results(
       n, absl::InternalError("search was not run"));
-  auto finish = [&] {
-    for (size_t i = 0; i < n; ++i) batch[i].done(std::move(results[i]));
-  };
+  std::vector<SearchStageTimes> times(n);
+  const absl::Time taken = absl::Now();
+  for (size_t i = 0; i < n; ++i) {
+    times[i][SearchStage::kQueueWait] = taken - batch[i].submitted;
+  }
+  metrics_->RecordSearchBatch(n);
+  ComputeSearchBatch(batch, std::move(lease), results, times);
+  // The slot is free before the replies go out. The response stage ends
+  // when the transport has the answer.
+  for (size_t i = 0; i < n; ++i) {
+    const absl::Time start = absl::Now();
+    batch[i].done(std::move(results[i]));
+    auto& response = times[i][SearchStage::kResponse];
+    if (response.has_value()) *response += absl::Now() - start;
+    metrics_->RecordSearchStages(times[i]);
+  }
+}
+
+void SearchService::ComputeSearchBatch(
+    std::vector<PendingSearch>& batch, std::optional<ComputeSlots::Lease> lease,
+    std::vector<absl::StatusOr<v1::SearchResponse>>& results,
+    std::vector<SearchStageTimes>& times) {
   absl::StatusOr<std::shared_ptr<Bundle>> bundle = RequireBundle();
   if (!bundle.ok()) {
     for (auto& result : results) result = bundle.status();
-    return finish();
+    return;
+  }
+  if (!lease.has_value()) {
+    // Never gives up (no stop): each query checks its own stop below.
+    absl::StatusOr<ComputeSlots::Lease> acquired = slots_.Acquire({});
+    if (!acquired.ok()) {
+      for (auto& result : results) result = acquired.status();
+      return;
+    }
+    lease.emplace(*std::move(acquired));
   }
   const Bundle& b = **bundle;
+  const size_t n = batch.size();
+  std::vector<absl::StatusOr<PreparedSearch>> prepared;
+  prepared.reserve(n);
+  std::vector<float> input;       // the image queries' model input
+  std::vector<size_t> image_of;   // batch index of each image in `input`
+  for (size_t i = 0; i < n; ++i) {
+    prepared.push_back(PrepareSearch(b, *batch[i].request));
+    if (!prepared[i].ok() || !prepared[i]->from_image) continue;
+    absl::Status ready = CheckStop(batch[i].stop, "decoding the query image");
+    if (ready.ok()) {
+      const absl::Time start = absl::Now();
+      ready = PrepareImage(b, batch[i].request->image(), "query image", &input, nullptr);
+      times[i][SearchStage::kDecode] = absl::Now() - start;
+    }
+    if (!ready.ok()) {
+      prepared[i] = ready;
+      continue;
+    }
+    image_of.push_back(i);
+  }
+  EncodeImageQueries(b, input, image_of, prepared, times);
+  for (size_t i = 0; i < n; ++i) {
+    if (!prepared[i].ok()) {
+      results[i] = prepared[i].status();
+      continue;
+    }
+    absl::Status go = CheckStop(batch[i].stop, "searching the index");
+    results[i] = go.ok() ? AnswerSearch(b, *prepared[i], times[i]) : go;
+  }
+}
+
+void SearchService::EncodeImageQueries(
+    const Bundle& b, const std::vector<float>& input,
+    const std::vector<size_t>& image_of,
+    std::vector<absl::StatusOr<PreparedSearch>>& prepared,
+    std::vector<SearchStageTimes>& times) {
+  if (image_of.empty()) return;
+  const int64_t images = static_cast<int64_t>(image_of.size());
+  int64_t largest = largest_search_batch_.load();
+  while (images > largest &&
+         !largest_search_batch_.compare_exchange_weak(largest, images)) {
+  }
   const int dim = b.encoder().dim();
-  {
-    // Never gives up (no stop): each query checks its own stop below.
-    absl::StatusOr<ComputeSlots::Lease> lease = slots_.Acquire({});
-    if (!lease.ok()) {
-      for (auto& result : results) result = lease.status();
-      return finish();
-    }
-    std::vector<absl::StatusOr<PreparedSearch>> prepared;
-    prepared.reserve(n);
-    std::vector<float> input;       // the image queries' model input
-    std::vector<size_t> image_of;   // batch index of each image in `input`
-    for (size_t i = 0; i < n; ++i) {
-      prepared.push_back(PrepareSearch(b, *batch[i].request));
-      if (!prepared[i].ok() || !prepared[i]->from_image) continue;
-      absl::Status ready = CheckStop(batch[i].stop, "decoding the query image");
-      if (ready.ok()) {
-        ready = PrepareImage(b, batch[i].request->image(), "query image", &input, nullptr);
-      }
-      if (!ready.ok()) {
-        prepared[i] = ready;
-        continue;
-      }
-      image_of.push_back(i);
-    }
-    if (!image_of.empty()) {
-      const int64_t images = static_cast<int64_t>(image_of.size());
-      int64_t largest = largest_search_batch_.load();
-      while (images > largest &&
-             !largest_search_batch_.compare_exchange_weak(largest, images)) {
-      }
-      std::vector<float> embeddings(image_of.size() * static_cast<size_t>(dim));
-      b.encoder().Encode(input.data(), static_cast<int>(image_of.size()),
-                         embeddings.data(), /*threads=*/1);
-      for (size_t j = 0; j < image_of.size(); ++j) {
-        std::copy_n(embeddings.begin() + j * dim, dim, prepared[image_of[j]]->query.begin());
-      }
-    }
-    for (size_t i = 0; i < n; ++i) {
-      if (!prepared[i].ok()) {
-        results[i] = prepared[i].status();
-        continue;
-      }
-      absl::Status go = CheckStop(batch[i].stop, "searching the index");
-      results[i] = go.ok() ? AnswerSearch(b, *prepared[i]) : go;
-    }
-  }  // The slot is free before the replies go out.
-  finish();
+  std::vector<float> embeddings(image_of.size() * static_cast<size_t>(dim));
+  const absl::Time start = absl::Now();
+  b.encoder().Encode(input.data(), static_cast<int>(image_of.size()),
+                     embeddings.data(), /*threads=*/1);
+  const absl::Duration encoded = absl::Now() - start;
+  for (size_t j = 0; j < image_of.size(); ++j) {
+    times[image_of[j]][SearchStage::kEncode] = encoded;
+    std::copy_n(embeddings.begin() + j * dim, dim, prepared[image_of[j]]->query.begin());
+  }
 }
 
 void SearchService::SearchAsync(const v1::SearchRequest* request, StopCheck stop,
                                 SearchDone done) {
-  search_queue_.Submit({request, std::move(stop), std::move(done)});
+  const absl::Time submitted = absl::Now();
+  // Counted until `done` has returned, so "none in flight" means idle.
+  auto counted_done = [this, done = std::move(done)](
+                          absl::StatusOr<v1::SearchResponse> result) {
+    done(std::move(result));
+    searches_in_flight_.fetch_sub(1);
+  };
+  PendingSearch item{request, std::move(stop), std::move(counted_done), submitted};
+  // Only when no other search is in flight: under load the handler threads
+  // must stay free for gRPC (computing on them halved throughput at
+  // concurrency 16), and queued queries are batched by the workers.
+  if (searches_in_flight_.fetch_add(1) == 0) {
+    if (std::optional<ComputeSlots::Lease> lease = slots_.TryAcquire()) {
+      std::vector<PendingSearch> alone;
+      alone.push_back(std::move(item));
+      return RunSearchBatch(alone, std::move(lease));
+    }
+  }
+  search_queue_.Submit(std::move(item));
 }
 
 absl::StatusOr<v1::SearchResponse> SearchService::Search(
@@ -485,9 +552,13 @@ absl::StatusOr<v1::GetInfoResponse> SearchService::GetInfo(
 
 absl::StatusOr<v1::ReloadResponse> SearchService::Reload(
     const v1::ReloadRequest& request) {
-  ASSIGN_OR_RETURN(std::string dir,
-                   ResolveBundlePath(request.bundle_path(),
-                                     options_.allowed_bundle_roots));
+  absl::StatusOr<std::string> resolved =
+      ResolveBundlePath(request.bundle_path(), options_.allowed_bundle_roots);
+  if (!resolved.ok()) {
+    metrics_->RecordBundleLoad(resolved.status());  // a failed reload too
+    return resolved.status();
+  }
+  const std::string& dir = *resolved;
   absl::Status loaded = LoadBundle(dir);
   if (!loaded.ok()) {
     std::shared_ptr<Bundle> current = bundle();

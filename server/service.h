@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@
 #include "embedsearch/v1/search.pb.h"
 #include "server/batch_queue.h"
 #include "server/compute_slots.h"
+#include "server/metrics.h"
 #include "server/stats.h"
 
 namespace embedsearch {
@@ -62,14 +64,21 @@ class SearchService {
   void SetBundleListener(std::function<void(const Bundle&)> listener);
 
   RequestStats& stats() { return stats_; }
+  // Prometheus metrics (the gRPC adapter records requests; the service
+  // records search stages, batches and bundle loads). Never null.
+  const std::shared_ptr<ServiceMetrics>& metrics() const { return metrics_; }
   const ServiceOptions& options() const { return options_; }
 
   // Every RPC. `stop` is polled between stages (decode, encode, search).
   //
   // Searches run on the service's search workers, one per compute slot, in
   // arrival order; the image queries waiting together are encoded as one
-  // batch (why: server/batch_queue.h). SearchAsync returns at once and
-  // calls `done` on a worker thread; `request` must stay valid until then.
+  // batch (why: server/batch_queue.h). A query that arrives when no other
+  // search is in flight runs on the calling thread instead: the hand-off to
+  // a sleeping worker and back cost a lone query more than its compute
+  // (BENCHMARKS.md, "The lone query"). SearchAsync then returns after
+  // calling `done`; otherwise it returns at once and calls `done` on a
+  // worker thread. `request` must stay valid until `done`.
   // Search blocks until its answer is ready. Do not call either from
   // inside `done` (a worker waiting for itself).
   using SearchDone = std::function<void(absl::StatusOr<v1::SearchResponse>)>;
@@ -103,20 +112,40 @@ class SearchService {
     const v1::SearchRequest* request;
     StopCheck stop;
     SearchDone done;
+    absl::Time submitted;  // start of the queue_wait stage
   };
   struct PreparedSearch;
   // Validates `request` and resolves embedding and id queries (an image
   // query is left for the batch encoder).
   absl::StatusOr<PreparedSearch> PrepareSearch(const Bundle& bundle,
                                                const v1::SearchRequest& request) const;
+  // Adds the index, catalog and response times to `times`.
   absl::StatusOr<v1::SearchResponse> AnswerSearch(const Bundle& bundle,
-                                                  const PreparedSearch& prepared) const;
-  void RunSearchBatch(std::vector<PendingSearch>& batch);
+                                                  const PreparedSearch& prepared,
+                                                  SearchStageTimes& times) const;
+  // Answers `batch` (calls every `done`), computing in the slot `lease`
+  // holds (empty: waits for one), and records its metrics.
+  void RunSearchBatch(std::vector<PendingSearch>& batch,
+                      std::optional<ComputeSlots::Lease> lease = std::nullopt);
+  // The work of RunSearchBatch: fills `results` and `times`; the slot is
+  // released when it returns.
+  void ComputeSearchBatch(std::vector<PendingSearch>& batch,
+                          std::optional<ComputeSlots::Lease> lease,
+                          std::vector<absl::StatusOr<v1::SearchResponse>>& results,
+                          std::vector<SearchStageTimes>& times);
+  // One encoder call for the decoded images in `input`; image j belongs to
+  // batch entry image_of[j], whose query it fills.
+  void EncodeImageQueries(const Bundle& b, const std::vector<float>& input,
+                          const std::vector<size_t>& image_of,
+                          std::vector<absl::StatusOr<PreparedSearch>>& prepared,
+                          std::vector<SearchStageTimes>& times);
 
   const ServiceOptions options_;
   const absl::Time started_;
   ComputeSlots slots_;
   RequestStats stats_;
+  const std::shared_ptr<ServiceMetrics> metrics_ =
+      std::make_shared<ServiceMetrics>();
 
   mutable std::mutex mu_;
   std::shared_ptr<Bundle> bundle_ ABSL_GUARDED_BY(mu_);
@@ -124,6 +153,8 @@ class SearchService {
   // Serialises loads so two Reloads never race to swap.
   std::mutex load_mu_;
   std::atomic<int64_t> largest_search_batch_{0};
+  // Searches submitted whose `done` has not returned yet.
+  std::atomic<int64_t> searches_in_flight_{0};
   // Last: destroyed first, so its workers finish with everything above alive.
   BatchQueue<PendingSearch> search_queue_;
 };

@@ -31,6 +31,7 @@
 #include "trainer/checkpoint.h"
 #include "trainer/class_vectors.h"
 #include "trainer/collapse_detector.h"
+#include "trainer/epoch_textfile.h"
 #include "trainer/holdout.h"
 #include "trainer/model_arch.h"
 #include "trainer/plots.h"
@@ -615,6 +616,8 @@ absl::Status TrainingRun::WriteOutputs(bool with_embedding_map) {
                       r.held_out.precision_at_1, r.held_out_evaluated});
   }
   RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(o_.work_dir, "/metrics.jsonl"), jsonl));
+  RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(o_.work_dir, "/trainer.prom"),
+                                      EpochMetricsTextfile(history_)));
   const std::string title = absl::StrFormat(
       "%s loss, %s, margin %g, dim %d", EmbeddingLossKindName(o_.loss),
       class_answers_ ? "class answers" : absl::StrCat(MiningName(o_.mining), " mining"),

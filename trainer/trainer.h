@@ -6,6 +6,8 @@
 //   checkpoint.bin        model + optimizer + sampler/RNG state + history
 //                         (atomic; written after every epoch and on stop)
 //   metrics.jsonl         one JSON object per evaluated epoch
+//   trainer.prom          the last epoch as Prometheus gauges (textfile
+//                         collector; trainer/epoch_textfile.h)
 //   training_curve.svg    loss and precision@1 per epoch
 //   embedding_map.svg     2-D PCA of the test embeddings, coloured by class
 //

@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "core/util/file.h"
 #include "core/util/status_macros.h"
 
@@ -223,14 +224,20 @@ absl::StatusOr<std::vector<std::vector<GalleryHit>>> Gallery::Search(
       params.allowed_labels.push_back(it->second);
     }
   }
+  const absl::Time start = absl::Now();
   ASSIGN_OR_RETURN(std::vector<std::vector<Neighbor>> neighbors,
                    m.index->Search(queries, n, params));
+  const absl::Time searched = absl::Now();
   std::vector<int64_t> ids;
   for (const auto& row : neighbors) {
     for (const Neighbor& nb : row) ids.push_back(nb.id);
   }
   ASSIGN_OR_RETURN(std::vector<CatalogItem> items,
                    m.catalog->GetMany(ids, options.include_images));
+  if (options.times != nullptr) {
+    options.times->index += searched - start;
+    options.times->catalog += absl::Now() - searched;
+  }
   std::vector<std::vector<GalleryHit>> hits(n);
   size_t j = 0;
   for (int64_t q = 0; q < n; ++q) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "core/index/catalog.h"
 #include "core/index/vector_index.h"
 
@@ -43,6 +44,13 @@ struct GallerySearchOptions {
   int ef_search = 0;  // 0: index default
   std::vector<std::string> label_filter;  // Unknown names: InvalidArgument.
   bool include_images = false;
+  // If set, Search adds how long the vector index and the catalog read took
+  // (the server's per-stage metrics). Not owned; default: not measured.
+  struct Times {
+    absl::Duration index;
+    absl::Duration catalog;
+  };
+  Times* times = nullptr;
 };
 
 class Gallery {

@@ -130,6 +130,15 @@ class CheckManifests(unittest.TestCase):
         self.edit("deploy/compose.yaml", 'EMBEDSEARCH_PORT: "50051"', 'EMBEDSEARCH_PORT: "50052"')
         self.assert_fails_with("EMBEDSEARCH_PORT 50052 differs")
 
+    def test_metrics_port_not_a_container_port_fails(self):
+        self.edit("deploy/kubernetes/deployment.yaml", "containerPort: 9464", "containerPort: 9465")
+        self.assert_fails_with("EMBEDSEARCH_METRICS_PORT 9464 is not a containerPort",
+                               "annotation prometheus.io/port 9464 is not a containerPort")
+
+    def test_compose_metrics_port_unpublished_fails(self):
+        self.edit("deploy/compose.yaml", ':9464"', ':9465"')
+        self.assert_fails_with("EMBEDSEARCH_METRICS_PORT 9464 is not published")
+
     def test_dockerfile_root_user_fails(self):
         self.edit("Dockerfile", "USER 10001:10001", "USER root")
         self.assert_fails_with("Dockerfile: final stage runs as root")

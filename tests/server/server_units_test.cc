@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -153,6 +154,15 @@ TEST(ServerComputeSlots, QueuedCallGivesUpWithTheStopStatus) {
   });
   EXPECT_TRUE(absl::IsDeadlineExceeded(second.status()));
   EXPECT_EQ(polls, 3);
+}
+
+TEST(ServerComputeSlots, TryAcquireTakesOnlyAFreeSlotAndNeverWaits) {
+  ComputeSlots slots(1);
+  std::optional<ComputeSlots::Lease> first = slots.TryAcquire();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_FALSE(slots.TryAcquire().has_value());
+  first.reset();
+  EXPECT_TRUE(slots.TryAcquire().has_value());
 }
 
 TEST(BatchQueue, HandlesEveryItemOnceInOrderWithinBoundedBatches) {

@@ -6,6 +6,7 @@
 // synchronisation; here every lock is ours (std::mutex, visible to TSan)
 // and the only third-party code is FAISS/OpenMP (suppressed in tsan.supp).
 #include <atomic>
+#include <future>
 #include <cstdio>
 #include <set>
 #include <string>
@@ -163,6 +164,48 @@ TEST(ServiceConcurrency, BatchedQueriesEachGetTheirOwnAnswer) {
       }
     }
   }
+}
+
+TEST(ServiceConcurrency, LoneSearchRunsOnTheCallerBusyOneOnAWorker) {
+  const std::string root = testing::MakeTempDir("service-lone");
+  ASSERT_TRUE(testing::MakeBundle(root + "/a", 24).ok());
+  ServiceOptions options;
+  options.compute_threads = 2;
+  SearchService service(options);
+  ASSERT_TRUE(service.LoadBundle(root + "/a").ok());
+  v1::SearchRequest request;
+  request.set_image(GalleryPng(5));
+  request.set_k(3);
+
+  // Idle: answered on the calling thread before SearchAsync returns.
+  std::thread::id answered_on;
+  bool answered = false;
+  service.SearchAsync(&request, {}, [&](absl::StatusOr<v1::SearchResponse> r) {
+    EXPECT_TRUE(r.ok()) << r.status();
+    answered_on = std::this_thread::get_id();
+    answered = true;
+  });
+  EXPECT_TRUE(answered);
+  EXPECT_EQ(answered_on, std::this_thread::get_id());
+
+  // One search in flight (its `done` held open): the next goes to a worker.
+  std::promise<void> release, holding;
+  std::thread holder([&] {
+    service.SearchAsync(&request, {}, [&](absl::StatusOr<v1::SearchResponse>) {
+      holding.set_value();
+      release.get_future().wait();
+    });
+  });
+  holding.get_future().wait();
+  std::promise<std::thread::id> second;
+  service.SearchAsync(&request, {}, [&](absl::StatusOr<v1::SearchResponse> r) {
+    EXPECT_TRUE(r.ok()) << r.status();
+    second.set_value(std::this_thread::get_id());
+  });
+  const std::thread::id worker = second.get_future().get();
+  release.set_value();
+  holder.join();
+  EXPECT_NE(worker, std::this_thread::get_id());
 }
 
 }  // namespace
