@@ -1,6 +1,7 @@
 // embedsearch-server: parses flags and calls RunServer.
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/index/pg_catalog.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, bundle, "",
@@ -43,6 +45,12 @@ ABSL_FLAG(int, max_image_side, 20'000,
 ABSL_FLAG(std::string, allowed_bundle_roots, "",
           "Comma-separated directories Reload may load bundles from. Empty: "
           "the parent directory of --bundle (or Reload disabled without it).");
+ABSL_FLAG(std::string, catalog, "",
+          "Shared PostgreSQL catalog (postgresql://user@host:port/db or "
+          "key=value) that replicas serve and write together; falls back to "
+          "$EMBEDSEARCH_CATALOG. Empty: the bundle's own SQLite catalog. "
+          "Give the password through PGPASSWORD or ~/.pgpass; a DSN on the "
+          "command line is blanked out of the process arguments.");
 ABSL_FLAG(std::string, log_format, "text",
           "Request log on stderr: text (key=value), json or none.");
 
@@ -57,6 +65,24 @@ std::string ParentDirectory(const std::string& path) {
   return p.substr(0, slash);
 }
 
+// Overwrites the value of --catalog in the process's own argument memory
+// (what ps and /proc/PID/cmdline show), since it may carry a password.
+void ScrubCatalogArgument(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") return;
+    for (const char* name : {"--catalog", "-catalog"}) {
+      const std::string with_value = absl::StrCat(name, "=");
+      if (arg.rfind(with_value, 0) == 0) {
+        std::memset(argv[i] + with_value.size(), '*',
+                    arg.size() - with_value.size());
+      } else if (arg == name && i + 1 < argc) {
+        std::memset(argv[i + 1], '*', std::strlen(argv[i + 1]));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -68,6 +94,7 @@ int main(int argc, char** argv) {
       "  embedsearch-server --bundle=DIR [--address=0.0.0.0:50051] "
       "[--token=T] [--tls_cert=F --tls_key=F]");
   absl::ParseCommandLine(argc, argv);
+  ScrubCatalogArgument(argc, argv);
 
   embedsearch::ServerOptions options;
   options.bundle_path = absl::GetFlag(FLAGS_bundle);
@@ -105,6 +132,20 @@ int main(int argc, char** argv) {
   if (!embedsearch::ParseLogFormat(absl::GetFlag(FLAGS_log_format),
                                    &options.log_format)) {
     std::fprintf(stderr, "--log_format must be text, json or none\n");
+    return 2;
+  }
+  options.service.catalog = absl::GetFlag(FLAGS_catalog);
+  if (options.service.catalog.empty()) {
+    if (const char* env = std::getenv("EMBEDSEARCH_CATALOG")) {
+      options.service.catalog = env;
+    }
+  }
+  if (!options.service.catalog.empty() &&
+      !embedsearch::IsPostgresDsn(options.service.catalog)) {
+    std::fprintf(stderr,
+                 "--catalog must be a PostgreSQL connection string "
+                 "(postgresql://user@host:port/dbname or host=... "
+                 "dbname=...)\n");
     return 2;
   }
   if (options.service.max_k < 1) {

@@ -41,6 +41,10 @@ struct ServiceOptions {
   // Reload accepts only bundles inside these directories; empty (default)
   // disables Reload.
   std::vector<std::string> allowed_bundle_roots;
+  // Empty (default): each bundle's own SQLite catalog. A PostgreSQL
+  // connection string: every bundle loaded is served from that shared
+  // catalog (core/index/pg_catalog.h).
+  std::string catalog;
 };
 
 class SearchService {

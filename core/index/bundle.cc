@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/image/image.h"
+#include "core/index/pg_catalog.h"
 #include "core/index/sha256.h"
 #include "core/util/file.h"
 #include "core/util/status_macros.h"
@@ -223,7 +224,42 @@ absl::Status WriteBundle(const std::string& dir, const Encoder& encoder,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<Bundle>> Bundle::Load(const std::string& dir) {
+namespace {
+
+// The gallery of a bundle served from a shared PostgreSQL catalog.
+absl::StatusOr<std::unique_ptr<Gallery>> OpenSharedGallery(
+    const v1::BundleManifest& manifest, const BundleLoadOptions& options) {
+  const int dim = static_cast<int>(manifest.dim());
+  absl::StatusOr<std::unique_ptr<PgCatalog>> catalog =
+      PgCatalog::Open(options.catalog, dim);
+  if (absl::IsNotFound(catalog.status()) ||
+      absl::IsInvalidArgument(catalog.status())) {
+    return absl::FailedPreconditionError(catalog.status().message());
+  }
+  RETURN_IF_ERROR(catalog.status());
+  const std::string stored = (*catalog)->model_version();
+  if (stored.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the PostgreSQL catalog (", (*catalog)->description(),
+        ") holds no published gallery: load one with `embedsearch-catalog "
+        "publish --bundle DIR` first"));
+  }
+  if (stored != manifest.model_version()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the PostgreSQL catalog (", (*catalog)->description(),
+        ") holds embeddings of model version ", stored,
+        ", this bundle's model version is ", manifest.model_version(),
+        ": refusing to serve it (serve a bundle of model version ", stored,
+        ", or publish this one as a new catalog)"));
+  }
+  return Gallery::OpenShared(*std::move(catalog), manifest.index_spec(),
+                             manifest.metric(), {}, options.replication);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Bundle>> Bundle::Load(
+    const std::string& dir, const BundleLoadOptions& options) {
   const std::string manifest_path = Join(dir, kManifestFile);
   absl::StatusOr<std::string> manifest_bytes = ReadFile(manifest_path);
   if (absl::IsNotFound(manifest_bytes.status())) {
@@ -320,6 +356,13 @@ absl::StatusOr<std::unique_ptr<Bundle>> Bundle::Load(const std::string& dir) {
         ", the manifest says ", manifest.model_version()));
   }
 
+  if (!options.catalog.empty()) {
+    absl::StatusOr<std::unique_ptr<Gallery>> shared =
+        OpenSharedGallery(manifest, options);
+    if (!shared.ok()) return shared.status();
+    bundle->gallery_ = *std::move(shared);
+    return bundle;
+  }
   // catalog.db: exists, intact, right schema and dim (checked read-only
   // before anything may create or modify it).
   const std::string catalog_path = Join(dir, kCatalogFile);

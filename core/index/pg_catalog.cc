@@ -143,6 +143,21 @@ class Connection {
   absl::StatusOr<Result> Exec(const std::string& sql,
                               const std::vector<Param>& params = {}) {
     RETURN_IF_ERROR(Ensure());
+    // A connection that looked fine may have been closed by a server
+    // restart; libpq notices only now. A statement that failed that way
+    // outside a transaction did nothing, so it is sent once more on a new
+    // connection (inside a transaction the caller's transaction is lost).
+    const bool idle = PQtransactionStatus(conn_.get()) == PQTRANS_IDLE;
+    absl::StatusOr<Result> r = ExecOnce(sql, params);
+    if (idle && conn_ == nullptr && absl::IsUnavailable(r.status())) {
+      RETURN_IF_ERROR(Ensure());
+      r = ExecOnce(sql, params);
+    }
+    return r;
+  }
+
+  absl::StatusOr<Result> ExecOnce(const std::string& sql,
+                                  const std::vector<Param>& params) {
     std::vector<const char*> values;
     std::vector<int> lengths, formats;
     for (const Param& p : params) {
