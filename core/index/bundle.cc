@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -13,6 +14,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/image/image.h"
@@ -226,31 +228,39 @@ absl::Status WriteBundle(const std::string& dir, const Encoder& encoder,
 
 namespace {
 
-// The gallery of a bundle served from a shared PostgreSQL catalog.
+// The gallery of a bundle served from a shared PostgreSQL catalog: the
+// generation of the bundle's model version.
 absl::StatusOr<std::unique_ptr<Gallery>> OpenSharedGallery(
     const v1::BundleManifest& manifest, const BundleLoadOptions& options) {
+  const std::string& version = manifest.model_version();
+  ASSIGN_OR_RETURN(std::vector<PgGeneration> generations,
+                   ListPgGenerations(options.catalog));
+  std::vector<std::string> published;
+  for (const PgGeneration& g : generations) published.push_back(g.model_version);
+  if (std::find(published.begin(), published.end(), version) ==
+      published.end()) {
+    ASSIGN_OR_RETURN(std::string where, DescribePostgresDsn(options.catalog));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the PostgreSQL catalog (", where, ") holds embeddings of model ",
+        published.empty() ? "version (none)"
+                          : absl::StrCat("version ", absl::StrJoin(published, ", ")),
+        ", this bundle's model version is ", version,
+        ": refusing to serve it (publish it with `embedsearch-catalog publish "
+        "--bundle DIR`, or serve a bundle of a published version)"));
+  }
   const int dim = static_cast<int>(manifest.dim());
   absl::StatusOr<std::unique_ptr<PgCatalog>> catalog =
-      PgCatalog::Open(options.catalog, dim);
+      PgCatalog::Open(options.catalog, dim, version);
   if (absl::IsNotFound(catalog.status()) ||
       absl::IsInvalidArgument(catalog.status())) {
     return absl::FailedPreconditionError(catalog.status().message());
   }
   RETURN_IF_ERROR(catalog.status());
-  const std::string stored = (*catalog)->model_version();
-  if (stored.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
+  if ((*catalog)->model_version() != version) {
+    return absl::DataLossError(absl::StrCat(
         "the PostgreSQL catalog (", (*catalog)->description(),
-        ") holds no published gallery: load one with `embedsearch-catalog "
-        "publish --bundle DIR` first"));
-  }
-  if (stored != manifest.model_version()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the PostgreSQL catalog (", (*catalog)->description(),
-        ") holds embeddings of model version ", stored,
-        ", this bundle's model version is ", manifest.model_version(),
-        ": refusing to serve it (serve a bundle of model version ", stored,
-        ", or publish this one as a new catalog)"));
+        "): generation ", version, " holds model version \"",
+        (*catalog)->model_version(), "\""));
   }
   return Gallery::OpenShared(*std::move(catalog), manifest.index_spec(),
                              manifest.metric(), {}, options.replication);

@@ -25,7 +25,7 @@ namespace {
 // serializes writers (so change sequences are handed out in commit order).
 constexpr int64_t kMigrateLock = 7413620001;
 constexpr int64_t kWriteLock = 7413620002;
-constexpr char kChannel[] = "embedsearch_changes";
+constexpr char kDefaultSchema[] = "public";
 
 // Schema version 1, created in one transaction.
 constexpr const char* kSchemaV1[] = {
@@ -107,8 +107,14 @@ struct ConnDeleter {
 // One libpq connection, (re)opened on demand. Not thread-safe.
 class Connection {
  public:
-  Connection(std::string dsn, std::string description)
-      : dsn_(std::move(dsn)), description_(std::move(description)) {}
+  // `schema`: the search_path of every session; `application_name`: what
+  // pg_stat_activity shows unless the DSN names one.
+  Connection(std::string dsn, std::string description, std::string schema,
+             std::string application_name)
+      : dsn_(std::move(dsn)),
+        description_(std::move(description)),
+        schema_(std::move(schema)),
+        application_name_(std::move(application_name)) {}
 
   absl::Status Ensure() {
     if (conn_ != nullptr && PQstatus(conn_.get()) == CONNECTION_OK) {
@@ -117,7 +123,8 @@ class Connection {
     // connect_timeout first so that one in the DSN wins.
     const char* keys[] = {"connect_timeout", "fallback_application_name",
                           "dbname", nullptr};
-    const char* values[] = {"5", "embedsearch", dsn_.c_str(), nullptr};
+    const char* values[] = {"5", application_name_.c_str(), dsn_.c_str(),
+                            nullptr};
     conn_.reset(PQconnectdbParams(keys, values, /*expand_dbname=*/1));
     if (conn_ == nullptr || PQstatus(conn_.get()) != CONNECTION_OK) {
       std::string why = conn_ ? PQerrorMessage(conn_.get()) : "out of memory";
@@ -126,6 +133,13 @@ class Connection {
     }
     // NOTICEs ("relation ... already exists, skipping") are not ours to print.
     PQsetNoticeProcessor(conn_.get(), [](void*, const char*) {}, nullptr);
+    Result set(PQexec(conn_.get(),
+                      absl::StrCat("SET search_path TO \"", schema_, "\"").c_str()));
+    if (PQresultStatus(set.get()) != PGRES_COMMAND_OK) {
+      std::string why = PQerrorMessage(conn_.get());
+      conn_.reset();
+      return Unreachable(why);
+    }
     return absl::OkStatus();
   }
 
@@ -212,6 +226,8 @@ class Connection {
 
   std::string dsn_;
   std::string description_;
+  std::string schema_;
+  std::string application_name_;
   std::unique_ptr<PGconn, ConnDeleter> conn_;
 };
 
@@ -242,6 +258,82 @@ absl::Status CheckEmbedding(const CatalogItem& item, size_t index, int dim) {
 }
 
 }  // namespace
+
+std::string PgGenerationSchema(const std::string& model_version) {
+  std::string schema = "embedsearch_g_";
+  for (char c : model_version) {
+    const bool keep = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    const bool upper = c >= 'A' && c <= 'Z';
+    schema.push_back(keep ? c : upper ? static_cast<char>(c - 'A' + 'a') : '_');
+  }
+  return schema.substr(0, 63);  // PostgreSQL's identifier limit
+}
+
+namespace {
+
+constexpr char kRegistryDdl[] =
+    "CREATE TABLE IF NOT EXISTS public.embedsearch_generations "
+    "(model_version text PRIMARY KEY, schema_name text NOT NULL UNIQUE, "
+    "published_at timestamptz NOT NULL DEFAULT now())";
+
+// An administrative connection in the default schema.
+absl::StatusOr<std::unique_ptr<Connection>> AdminConnection(
+    const std::string& dsn) {
+  ASSIGN_OR_RETURN(std::string description, DescribePostgresDsn(dsn));
+  auto conn = std::make_unique<Connection>(dsn, description, kDefaultSchema,
+                                           "embedsearch-admin");
+  RETURN_IF_ERROR(conn->Run(kRegistryDdl));
+  return conn;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<PgGeneration>> ListPgGenerations(
+    const std::string& dsn) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, AdminConnection(dsn));
+  ASSIGN_OR_RETURN(Result r, conn->Exec(
+      "SELECT g.model_version, g.schema_name, "
+      "to_char(g.published_at AT TIME ZONE 'UTC', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+      "(SELECT count(*) FROM pg_stat_activity a WHERE a.application_name = "
+      "'embedsearch ' || g.model_version)::int8 "
+      "FROM public.embedsearch_generations g ORDER BY g.published_at"));
+  std::vector<PgGeneration> out;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    PgGeneration g;
+    g.model_version = BytesAt(r.get(), i, 0);
+    g.schema = BytesAt(r.get(), i, 1);
+    g.published_at = BytesAt(r.get(), i, 2);
+    g.connections = Int64At(r.get(), i, 3);
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+absl::Status DropPgGeneration(const std::string& dsn,
+                              const std::string& model_version, bool force) {
+  ASSIGN_OR_RETURN(std::vector<PgGeneration> generations,
+                   ListPgGenerations(dsn));
+  for (const PgGeneration& g : generations) {
+    if (g.model_version != model_version) continue;
+    if (g.connections > 0 && !force) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "generation ", model_version, " still has ", g.connections,
+          " connections from servers serving it (two per replica): Reload "
+          "them onto another generation first"));
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, AdminConnection(dsn));
+    return InTransaction(*conn, "BEGIN", [&]() -> absl::Status {
+      RETURN_IF_ERROR(conn->Run(
+          "DELETE FROM public.embedsearch_generations WHERE model_version = $1",
+          {{model_version}}));
+      return conn->Run(
+          absl::StrCat("DROP SCHEMA \"", g.schema, "\" CASCADE"));
+    });
+  }
+  return absl::NotFoundError(
+      absl::StrCat("no published generation of model version ", model_version));
+}
 
 bool IsPostgresDsn(const std::string& dsn) {
   if (absl::StartsWith(dsn, "postgresql://") ||
@@ -280,12 +372,26 @@ struct PgCatalog::Impl {
     std::string source;
   };
 
-  Impl(const std::string& dsn, const std::string& description_in)
+  Impl(const std::string& dsn, const std::string& description_in,
+       const std::string& generation_in)
       : description(description_in),
-        conn(dsn, description_in),
-        listen_conn(dsn, description_in) {}
+        generation(generation_in),
+        schema(generation_in.empty() ? kDefaultSchema
+                                     : PgGenerationSchema(generation_in)),
+        channel(absl::StrCat(schema, "_changes")),
+        conn(dsn, description_in, schema, ApplicationName(generation_in)),
+        listen_conn(dsn, description_in, schema,
+                    ApplicationName(generation_in)) {}
+
+  static std::string ApplicationName(const std::string& generation) {
+    return generation.empty() ? "embedsearch"
+                              : absl::StrCat("embedsearch ", generation);
+  }
 
   const std::string description;
+  const std::string generation;  // "" for the default schema
+  const std::string schema;
+  const std::string channel;
   int dim = 0;
 
   mutable std::mutex mu;
@@ -339,6 +445,9 @@ struct PgCatalog::Impl {
     return InTransaction(conn, "BEGIN", [&]() -> absl::Status {
       RETURN_IF_ERROR(conn.Run(
           absl::StrCat("SELECT pg_advisory_xact_lock(", kMigrateLock, ")")));
+      RETURN_IF_ERROR(conn.Run(absl::StrCat(
+          "CREATE SCHEMA IF NOT EXISTS \"", schema, "\"")));
+      RETURN_IF_ERROR(conn.Run(kRegistryDdl));
       RETURN_IF_ERROR(conn.Run(
           "CREATE TABLE IF NOT EXISTS embedsearch_schema "
           "(version integer NOT NULL)"));
@@ -461,7 +570,7 @@ struct PgCatalog::Impl {
                      "SELECT nextval('embedsearch_change_seq'), '", std::string(1, op),
                      "', x FROM unnest($1::bigint[]) AS x"),
         {{IdArray(ids)}}));
-    return conn.Run(absl::StrCat("NOTIFY ", kChannel));
+    return conn.Run(absl::StrCat("NOTIFY \"", channel, "\""));
   }
 
   absl::Status LockWriters() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
@@ -474,10 +583,10 @@ PgCatalog::PgCatalog() = default;
 PgCatalog::~PgCatalog() = default;
 
 absl::StatusOr<std::unique_ptr<PgCatalog>> PgCatalog::Open(
-    const std::string& dsn, int dim) {
+    const std::string& dsn, int dim, const std::string& generation) {
   ASSIGN_OR_RETURN(std::string description, DescribePostgresDsn(dsn));
   std::unique_ptr<PgCatalog> catalog(new PgCatalog());
-  catalog->impl_ = std::make_unique<Impl>(dsn, description);
+  catalog->impl_ = std::make_unique<Impl>(dsn, description, generation);
   Impl& m = *catalog->impl_;
   std::unique_lock lock(m.mu);
   RETURN_IF_ERROR(m.Migrate(dim));
@@ -726,6 +835,24 @@ absl::Status PgCatalog::CheckIntegrity() const {
   return absl::OkStatus();
 }
 
+absl::Status PgCatalog::RegisterGeneration() {
+  Impl& m = *impl_;
+  if (m.generation.empty()) {
+    return absl::FailedPreconditionError(
+        "this catalog was opened without a generation");
+  }
+  std::unique_lock lock(m.mu);
+  absl::Status s = m.conn.Run(
+      "INSERT INTO public.embedsearch_generations (model_version, schema_name) "
+      "VALUES ($1, $2) ON CONFLICT (model_version) DO NOTHING",
+      {{m.generation}, {m.schema}});
+  if (absl::IsAlreadyExists(s)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "schema ", m.schema, " belongs to another model version's generation"));
+  }
+  return s;
+}
+
 int PgCatalog::dim() const { return impl_->dim; }
 std::string PgCatalog::description() const { return impl_->description; }
 
@@ -821,7 +948,7 @@ void PgCatalog::WaitForChanges(absl::Duration timeout) {
   Impl& m = *impl_;
   Connection& c = m.listen_conn;
   if (!m.listening) {
-    if (!c.Run(absl::StrCat("LISTEN ", kChannel)).ok()) {
+    if (!c.Run(absl::StrCat("LISTEN \"", m.channel, "\"")).ok()) {
       c.Drop();
       absl::SleepFor(timeout);  // PostgreSQL is away: poll at this pace.
       return;

@@ -12,6 +12,15 @@
 //                       committed_at)
 //   sequences embedsearch_image_ids, embedsearch_label_numbers,
 //             embedsearch_change_seq
+// Generations: one database holds one generation per model version, each
+// its own PostgreSQL schema (PgGenerationSchema) with the tables above, and
+// public.embedsearch_generations lists the published ones. Replicas serve
+// the generation of their bundle's model version; Reload onto a bundle of
+// another published model version switches generation (the old one keeps
+// answering until the swap). Writes go to the generation a replica serves
+// and are not copied into other generations. A generation nobody serves is
+// dropped with DropPgGeneration. Open with an empty generation uses the
+// "public" schema (tests, single-generation tools).
 // Ids come from a sequence and are never reused; a new label name gets its
 // number from a sequence (the name is UNIQUE). Every Add/Remove runs in one
 // transaction that first takes one advisory lock (writers are serialized,
@@ -53,6 +62,28 @@ bool IsPostgresDsn(const std::string& dsn);
 // it (the message never repeats the string).
 absl::StatusOr<std::string> DescribePostgresDsn(const std::string& dsn);
 
+// "embedsearch_g_" + the model version in lower case, other characters as
+// "_", cut at 63 characters.
+std::string PgGenerationSchema(const std::string& model_version);
+
+struct PgGeneration {
+  std::string model_version;
+  std::string schema;
+  std::string published_at;  // RFC 3339, UTC
+  // Sessions whose application_name is "embedsearch <model_version>": each
+  // serving replica holds two.
+  int64_t connections = 0;
+};
+
+// Published generations, oldest first.
+absl::StatusOr<std::vector<PgGeneration>> ListPgGenerations(
+    const std::string& dsn);
+// Drops a generation's schema and registration. FailedPrecondition while
+// servers are connected to it (unless `force`), NotFound for an unknown one.
+absl::Status DropPgGeneration(const std::string& dsn,
+                              const std::string& model_version,
+                              bool force = false);
+
 class PgCatalog : public CatalogStore, public ChangeFeed {
  public:
   // Connects, creates or migrates the schema (FailedPrecondition, naming
@@ -60,8 +91,9 @@ class PgCatalog : public CatalogStore, public ChangeFeed {
   // stores `dim` in a fresh catalog and checks it otherwise
   // (InvalidArgument). `dim` 0: take the stored one (NotFound when the
   // catalog has none yet). Unavailable when PostgreSQL cannot be reached.
-  static absl::StatusOr<std::unique_ptr<PgCatalog>> Open(const std::string& dsn,
-                                                         int dim);
+  // `generation` (a model version) selects its schema; "" the default one.
+  static absl::StatusOr<std::unique_ptr<PgCatalog>> Open(
+      const std::string& dsn, int dim, const std::string& generation = "");
   ~PgCatalog() override;
   PgCatalog(const PgCatalog&) = delete;
   PgCatalog& operator=(const PgCatalog&) = delete;
@@ -73,6 +105,9 @@ class PgCatalog : public CatalogStore, public ChangeFeed {
   // Sets the model version of a catalog that holds no items yet or already
   // has this version (FailedPrecondition otherwise, naming both).
   absl::Status SetModelVersion(const std::string& version);
+
+  // Lists this catalog's generation as published (publish's last step).
+  absl::Status RegisterGeneration();
 
   // CatalogStore.
   absl::StatusOr<std::vector<int64_t>> Add(

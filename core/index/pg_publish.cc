@@ -23,13 +23,14 @@ absl::StatusOr<PublishResult> PublishBundle(const std::string& bundle_dir,
                    Catalog::OpenReadOnly(absl::StrCat(bundle_dir, "/",
                                                       kCatalogFile)));
   ASSIGN_OR_RETURN(std::unique_ptr<PgCatalog> target,
-                   PgCatalog::Open(dsn, source->dim()));
+                   PgCatalog::Open(dsn, source->dim(), version));
   ASSIGN_OR_RETURN(int64_t existing, target->Count());
   if (existing > 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the PostgreSQL catalog (", target->description(), ") holds ",
-        existing, " items of model version ", target->model_version(),
-        " already; publish into an empty database"));
+        existing, " items of model version ", version,
+        " already (a generation is published once; drop it with "
+        "`embedsearch-catalog drop` to publish it again)"));
   }
   RETURN_IF_ERROR(target->SetModelVersion(version));
   ASSIGN_OR_RETURN(std::vector<std::string> labels, source->LabelNames());
@@ -54,6 +55,8 @@ absl::StatusOr<PublishResult> PublishBundle(const std::string& bundle_dir,
       /*with_image=*/true));
   flush();
   RETURN_IF_ERROR(copied);
+  // Last: replicas serve only registered (complete) generations.
+  RETURN_IF_ERROR(target->RegisterGeneration());
   return result;
 }
 

@@ -18,11 +18,13 @@ struct PublishResult {
 
 // Validates the bundle at `bundle_dir` (Bundle::Load), then copies its
 // catalog.db (labels with their numbers, items with their ids, images and
-// embeddings) into the PostgreSQL catalog `dsn` and records the bundle's
-// model version there. The copy is batched (1000 items per transaction);
-// replicas must not be started before it returns. FailedPrecondition when
-// the PostgreSQL catalog already holds items (of any model version);
-// Unavailable when it cannot be reached.
+// embeddings) into a new generation of the PostgreSQL catalog `dsn` (the
+// schema of the bundle's model version, see pg_catalog.h) and registers
+// it. The copy is batched (1000 items per transaction); replicas serve the
+// generation only once it is registered, i.e. complete. Other generations
+// are untouched (replicas keep serving them). FailedPrecondition when that
+// generation already holds items; Unavailable when PostgreSQL cannot be
+// reached.
 absl::StatusOr<PublishResult> PublishBundle(const std::string& bundle_dir,
                                             const std::string& dsn);
 

@@ -3,8 +3,11 @@
 //   embedsearch-catalog publish --bundle DIR [--catalog DSN]
 //                               [--skip_if_published]
 //       copies the bundle's gallery into an empty PostgreSQL catalog
-//   embedsearch-catalog status [--catalog DSN]
-//       prints its schema, model version, size and newest change sequence
+//   embedsearch-catalog generations [--catalog DSN]
+//       lists the published generations (model versions) with their size,
+//       newest change sequence and how many server connections use them
+//   embedsearch-catalog drop --model_version V [--force] [--catalog DSN]
+//       drops a generation no server uses any more
 //
 // The DSN falls back to $EMBEDSEARCH_CATALOG; give the password through
 // PGPASSWORD or ~/.pgpass (never printed).
@@ -26,6 +29,9 @@ ABSL_FLAG(bool, skip_if_published, false,
           "publish: exit 0 without copying when the catalog already holds a "
           "gallery of the bundle's model version (for deploy jobs that run "
           "at every start).");
+ABSL_FLAG(std::string, model_version, "", "drop: the generation to drop.");
+ABSL_FLAG(bool, force, false,
+          "drop: even while servers are connected to it (they fail).");
 ABSL_FLAG(std::string, catalog, "",
           "PostgreSQL connection string; falls back to $EMBEDSEARCH_CATALOG.");
 
@@ -36,14 +42,15 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
-// The model version of the gallery in the catalog ("" when none).
-absl::StatusOr<std::string> PublishedVersion(const std::string& dsn) {
-  auto catalog = embedsearch::PgCatalog::Open(dsn, 0);
-  if (absl::IsNotFound(catalog.status())) return std::string();
-  if (!catalog.ok()) return catalog.status();
-  auto count = (*catalog)->Count();
-  if (!count.ok()) return count.status();
-  return *count > 0 ? (*catalog)->model_version() : std::string();
+// Whether a generation of `version` is published.
+absl::StatusOr<bool> IsPublished(const std::string& dsn,
+                                 const std::string& version) {
+  auto generations = embedsearch::ListPgGenerations(dsn);
+  if (!generations.ok()) return generations.status();
+  for (const auto& g : *generations) {
+    if (g.model_version == version) return true;
+  }
+  return false;
 }
 
 absl::StatusOr<std::string> BundleVersion(const std::string& dir) {
@@ -63,11 +70,11 @@ int Publish(const std::string& dsn) {
     return 2;
   }
   if (absl::GetFlag(FLAGS_skip_if_published)) {
-    absl::StatusOr<std::string> version = PublishedVersion(dsn);
+    absl::StatusOr<std::string> version = BundleVersion(bundle);
     if (!version.ok()) return Fail(version.status());
-    absl::StatusOr<std::string> wanted = BundleVersion(bundle);
-    if (!wanted.ok()) return Fail(wanted.status());
-    if (!version->empty() && *version == *wanted) {
+    absl::StatusOr<bool> published = IsPublished(dsn, *version);
+    if (!published.ok()) return Fail(published.status());
+    if (*published) {
       std::printf("already published: model version %s\n", version->c_str());
       return 0;
     }
@@ -81,19 +88,36 @@ int Publish(const std::string& dsn) {
   return 0;
 }
 
-int Status(const std::string& dsn) {
-  auto catalog = embedsearch::PgCatalog::Open(dsn, 0);
-  if (!catalog.ok()) return Fail(catalog.status());
-  auto count = (*catalog)->Count();
-  if (!count.ok()) return Fail(count.status());
-  auto sequence = (*catalog)->LatestSequence();
-  if (!sequence.ok()) return Fail(sequence.status());
-  std::printf("catalog          %s\n", (*catalog)->description().c_str());
-  std::printf("schema version   %d\n", embedsearch::kPgSchemaVersion);
-  std::printf("model version    %s\n", (*catalog)->model_version().c_str());
-  std::printf("dim              %d\n", (*catalog)->dim());
-  std::printf("images           %lld\n", static_cast<long long>(*count));
-  std::printf("change sequence  %lld\n", static_cast<long long>(*sequence));
+int Generations(const std::string& dsn) {
+  auto generations = embedsearch::ListPgGenerations(dsn);
+  if (!generations.ok()) return Fail(generations.status());
+  std::printf("%-24s %-22s %12s %12s  %s\n", "model version", "published",
+              "images", "sequence", "connections");
+  for (const auto& g : *generations) {
+    auto catalog = embedsearch::PgCatalog::Open(dsn, 0, g.model_version);
+    if (!catalog.ok()) return Fail(catalog.status());
+    auto count = (*catalog)->Count();
+    if (!count.ok()) return Fail(count.status());
+    auto sequence = (*catalog)->LatestSequence();
+    if (!sequence.ok()) return Fail(sequence.status());
+    std::printf("%-24s %-22s %12lld %12lld  %lld\n", g.model_version.c_str(),
+                g.published_at.c_str(), static_cast<long long>(*count),
+                static_cast<long long>(*sequence),
+                static_cast<long long>(g.connections));
+  }
+  return 0;
+}
+
+int Drop(const std::string& dsn) {
+  const std::string version = absl::GetFlag(FLAGS_model_version);
+  if (version.empty()) {
+    std::fprintf(stderr, "embedsearch-catalog drop needs --model_version\n");
+    return 2;
+  }
+  absl::Status dropped =
+      embedsearch::DropPgGeneration(dsn, version, absl::GetFlag(FLAGS_force));
+  if (!dropped.ok()) return Fail(dropped);
+  std::printf("dropped generation %s\n", version.c_str());
   return 0;
 }
 
@@ -103,7 +127,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Administers a shared PostgreSQL catalog.\n"
       "  embedsearch-catalog publish --bundle=DIR [--catalog=DSN]\n"
-      "  embedsearch-catalog status [--catalog=DSN]");
+      "  embedsearch-catalog generations [--catalog=DSN]\n"
+      "  embedsearch-catalog drop --model_version=V [--force] [--catalog=DSN]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   std::string dsn = absl::GetFlag(FLAGS_catalog);
   if (dsn.empty()) {
@@ -115,7 +140,8 @@ int main(int argc, char** argv) {
   }
   const std::string command = args[1];
   if (command == "publish") return Publish(dsn);
-  if (command == "status") return Status(dsn);
+  if (command == "generations") return Generations(dsn);
+  if (command == "drop") return Drop(dsn);
   std::fprintf(stderr, "unknown command \"%s\"\n%s\n", command.c_str(),
                absl::ProgramUsageMessage().data());
   return 2;

@@ -271,12 +271,80 @@ TEST_F(ReplicaTest, AnotherModelVersionIsRefusedNamingBoth) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("holds embeddings of model version"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("this bundle's model version is"), std::string::npos) << r.err;
-  // Publishing into a catalog that holds a gallery is refused too.
-  ProcessResult again = RunProcess({kCatalogTool, "publish", "--bundle=" + other,
+  // A generation is published once; deploy jobs skip it when it is there.
+  ProcessResult again = RunProcess({kCatalogTool, "publish", "--bundle=" + bundle_,
                                     "--catalog=" + dsn_});
   EXPECT_NE(again.exit_code, 0);
-  EXPECT_NE(again.err.find("publish into an empty database"), std::string::npos)
+  EXPECT_NE(again.err.find("a generation is published once"), std::string::npos)
       << again.err;
+  ProcessResult skipped = RunProcess({kCatalogTool, "publish", "--bundle=" + bundle_,
+                                      "--catalog=" + dsn_, "--skip_if_published"});
+  EXPECT_EQ(skipped.exit_code, 0) << skipped.err;
+  EXPECT_NE(skipped.out.find("already published"), std::string::npos);
+}
+
+TEST_F(ReplicaTest, ReloadSwitchesGenerationWithoutFailingQueries) {
+  StartReplicas(2);
+  auto old_info = Info(replicas_[0]);
+  ASSERT_TRUE(old_info.ok());
+  // A new model version goes in as a new generation beside the served one.
+  const std::string next = dir_ + "/bundle-next";
+  ASSERT_TRUE(testing::MakeBundle(next, /*seed=*/2).ok());
+  ProcessResult published = RunProcess(
+      {kCatalogTool, "publish", "--bundle=" + next, "--catalog=" + dsn_});
+  ASSERT_EQ(published.exit_code, 0) << published.err;
+  std::atomic<bool> stop{false};
+  std::atomic<int> failed{0}, answered{0};
+  std::thread queries([&] {
+    const int dim = static_cast<int>(old_info->dim());
+    while (!stop) {
+      for (Replica& r : replicas_) {
+        for (const auto& ids : Answers(r, dim, 5)) {
+          (ids.empty() || ids[0] == -1 ? failed : answered)++;
+        }
+      }
+    }
+  });
+  std::string new_version;
+  for (Replica& r : replicas_) {
+    v1::ReloadRequest reload;
+    reload.set_bundle_path(next);
+    v1::ReloadResponse response;
+    grpc::Status s = r.stub->Reload(testing::MakeContext().get(), reload, &response);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_NE(response.model_version(), old_info->model_version());
+    new_version = response.model_version();
+  }
+  absl::SleepFor(absl::Milliseconds(300));
+  stop = true;
+  queries.join();
+  EXPECT_EQ(failed, 0) << "queries failed during the switch";
+  EXPECT_GT(answered, 0);
+  // Both serve the new generation, and writes there reach both.
+  auto id = AddThrough(replicas_[0], 3);
+  ASSERT_TRUE(id.ok()) << id.status();
+  WaitForConvergence(301);
+  EXPECT_TRUE(Finds(replicas_[1], *id));
+  // The old generation is dropped once nobody serves it; the new one is not.
+  ProcessResult dropped;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  do {
+    dropped = RunProcess({kCatalogTool, "drop", "--catalog=" + dsn_,
+                          "--model_version=" + old_info->model_version()});
+    if (dropped.exit_code == 0) break;
+    absl::SleepFor(absl::Milliseconds(200));  // Old sessions still closing.
+  } while (absl::Now() < deadline);
+  EXPECT_EQ(dropped.exit_code, 0) << dropped.err;
+  ProcessResult refused = RunProcess({kCatalogTool, "drop", "--catalog=" + dsn_,
+                                      "--model_version=" + new_version});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("connections from servers serving it"), std::string::npos)
+      << refused.err;
+  ProcessResult listed =
+      RunProcess({kCatalogTool, "generations", "--catalog=" + dsn_});
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find(new_version), std::string::npos) << listed.out;
+  EXPECT_EQ(listed.out.find(old_info->model_version()), std::string::npos) << listed.out;
 }
 
 // Keeps adding through the given replicas until stopped; remembers every
