@@ -1,4 +1,5 @@
 // embedsearch-server: parses flags and calls RunServer.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -51,6 +52,10 @@ ABSL_FLAG(std::string, catalog, "",
           "$EMBEDSEARCH_CATALOG. Empty: the bundle's own SQLite catalog. "
           "Give the password through PGPASSWORD or ~/.pgpass; a DSN on the "
           "command line is blanked out of the process arguments.");
+ABSL_FLAG(int, catalog_poll_ms, 500,
+          "With --catalog: longest wait for a change notification before "
+          "polling the change log anyway (bounds how late another "
+          "replica's write shows up when a notification is lost).");
 ABSL_FLAG(std::string, log_format, "text",
           "Request log on stderr: text (key=value), json or none.");
 
@@ -140,6 +145,8 @@ int main(int argc, char** argv) {
       options.service.catalog = env;
     }
   }
+  options.service.catalog_poll_interval =
+      absl::Milliseconds(std::max(1, absl::GetFlag(FLAGS_catalog_poll_ms)));
   if (!options.service.catalog.empty() &&
       !embedsearch::IsPostgresDsn(options.service.catalog)) {
     std::fprintf(stderr,

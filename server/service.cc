@@ -59,6 +59,7 @@ absl::Status SearchService::LoadBundle(const std::string& dir) {
   std::unique_lock load_lock(load_mu_);
   BundleLoadOptions load_options;
   load_options.catalog = options_.catalog;
+  load_options.replication.poll_interval = options_.catalog_poll_interval;
   absl::StatusOr<std::unique_ptr<Bundle>> loaded =
       Bundle::Load(dir, load_options);
   if (!loaded.ok()) {

@@ -45,6 +45,9 @@ struct ServiceOptions {
   // connection string: every bundle loaded is served from that shared
   // catalog (core/index/pg_catalog.h).
   std::string catalog;
+  // Shared catalog: longest wait for a change notification before polling
+  // the change log anyway (bounds the lag after a lost notification).
+  absl::Duration catalog_poll_interval = absl::Milliseconds(500);  // default
 };
 
 class SearchService {
