@@ -89,7 +89,8 @@ int64_t Add(Server& s, size_t i) {
   image->set_image(testing::GalleryPng(i % 300));
   image->set_label_name("Trouser");
   v1::AddImagesResponse response;
-  if (!s.stub->AddImages(testing::MakeContext().get(), request, &response).ok()) {
+  if (!s.stub->AddImages(testing::MakeContext().get(), request, &response)
+           .ok()) {
     return -1;
   }
   return response.ids(0);
@@ -98,7 +99,8 @@ int64_t Add(Server& s, size_t i) {
 double AddsPerSecond(Server& s, int n) {
   const absl::Time start = absl::Now();
   for (int i = 0; i < n; ++i) {
-    if (Add(s, static_cast<size_t>(i)) < 0) std::fprintf(stderr, "add failed\n");
+    if (Add(s, static_cast<size_t>(i)) < 0)
+      std::fprintf(stderr, "add failed\n");
   }
   return n / absl::ToDoubleSeconds(absl::Now() - start);
 }
@@ -110,9 +112,11 @@ double SearchesPerSecond(Server& s, int n) {
   for (int q = 0; q < n; ++q) {
     v1::SearchRequest request;
     request.set_k(10);
-    for (int d = 0; d < 64; ++d) request.mutable_embedding()->add_values(g(rng));
+    for (int d = 0; d < 64; ++d)
+      request.mutable_embedding()->add_values(g(rng));
     v1::SearchResponse response;
-    if (!s.stub->Search(testing::MakeContext().get(), request, &response).ok()) {
+    if (!s.stub->Search(testing::MakeContext().get(), request, &response)
+             .ok()) {
       std::fprintf(stderr, "search failed\n");
     }
   }
@@ -134,7 +138,8 @@ bool Finds(Server& s, int64_t id) {
 }
 
 // Writer through `source`, watcher on `target`: ack -> visible, in ms.
-std::vector<double> Lags(Server& source, Server& target, absl::Duration length) {
+std::vector<double> Lags(Server& source, Server& target,
+                         absl::Duration length) {
   std::mutex mu;
   std::deque<std::pair<int64_t, absl::Time>> acked;
   std::atomic<bool> stop{false};
@@ -190,8 +195,8 @@ int Run() {
   const std::string dir = testing::MakeTempDir("es-replication-bench");
   const std::string bundle = dir + "/bundle";
   if (!testing::MakeBundle(bundle, 1).ok()) return 1;
-  ProcessResult published =
-      RunProcess({kCatalogTool, "publish", "--bundle=" + bundle, "--catalog=" + *dsn});
+  ProcessResult published = RunProcess(
+      {kCatalogTool, "publish", "--bundle=" + bundle, "--catalog=" + *dsn});
   if (published.exit_code != 0) {
     std::fprintf(stderr, "%s", published.err.c_str());
     return 1;
@@ -201,13 +206,16 @@ int Run() {
 
   Server sqlite;
   std::vector<Server> replicas(3);
-  if (!Start(sqlite, {"--bundle=" + sqlite_bundle, "--threads=1"}, dir + "/sqlite.log")) {
+  if (!Start(sqlite, {"--bundle=" + sqlite_bundle, "--threads=1"},
+             dir + "/sqlite.log")) {
     return 1;
   }
   for (int i = 0; i < 3; ++i) {
-    if (!Start(replicas[i], {"--bundle=" + bundle, "--catalog=" + *dsn, "--threads=1",
-                absl::StrCat("--catalog_poll_ms=", absl::GetFlag(FLAGS_poll_ms))},
-               absl::StrCat(dir, "/replica", i, ".log"))) {
+    if (!Start(
+            replicas[i],
+            {"--bundle=" + bundle, "--catalog=" + *dsn, "--threads=1",
+             absl::StrCat("--catalog_poll_ms=", absl::GetFlag(FLAGS_poll_ms))},
+            absl::StrCat(dir, "/replica", i, ".log"))) {
       return 1;
     }
   }
@@ -222,17 +230,23 @@ int Run() {
     search_pg[round] = SearchesPerSecond(replicas[1], searches);
   }
   std::vector<double> lags =
-      Lags(replicas[0], replicas[2], absl::Seconds(absl::GetFlag(FLAGS_lag_seconds)));
+      Lags(replicas[0], replicas[2],
+           absl::Seconds(absl::GetFlag(FLAGS_lag_seconds)));
   std::printf("| measure | SQLite (1 server) | PostgreSQL (3 replicas) |\n");
   std::printf("| --- | --- | --- |\n");
-  std::printf("| acknowledged adds/s, 1 client (2 rounds) | %.0f, %.0f | %.0f, %.0f |\n",
-              add_sqlite[0], add_sqlite[1], add_pg[0], add_pg[1]);
-  std::printf("| searches/s, 1 client, k=10 (2 rounds) | %.0f, %.0f | %.0f, %.0f |\n",
-              search_sqlite[0], search_sqlite[1], search_pg[0], search_pg[1]);
-  std::printf("| replication lag ack -> visible on another replica, "
-              "%zu samples under steady load | - | p50 %.1f ms, p99 %.1f ms, max %.1f ms |\n",
-              lags.size(), Percentile(lags, 0.5), Percentile(lags, 0.99),
-              Percentile(lags, 1.0));
+  std::printf(
+      "| acknowledged adds/s, 1 client (2 rounds) | %.0f, %.0f | %.0f, %.0f "
+      "|\n",
+      add_sqlite[0], add_sqlite[1], add_pg[0], add_pg[1]);
+  std::printf(
+      "| searches/s, 1 client, k=10 (2 rounds) | %.0f, %.0f | %.0f, %.0f |\n",
+      search_sqlite[0], search_sqlite[1], search_pg[0], search_pg[1]);
+  std::printf(
+      "| replication lag ack -> visible on another replica, "
+      "%zu samples under steady load | - | p50 %.1f ms, p99 %.1f ms, max %.1f "
+      "ms |\n",
+      lags.size(), Percentile(lags, 0.5), Percentile(lags, 0.99),
+      Percentile(lags, 1.0));
   return 0;
 }
 

@@ -236,14 +236,16 @@ absl::StatusOr<std::unique_ptr<Gallery>> OpenSharedGallery(
   ASSIGN_OR_RETURN(std::vector<PgGeneration> generations,
                    ListPgGenerations(options.catalog));
   std::vector<std::string> published;
-  for (const PgGeneration& g : generations) published.push_back(g.model_version);
+  for (const PgGeneration& g : generations)
+    published.push_back(g.model_version);
   if (std::find(published.begin(), published.end(), version) ==
       published.end()) {
     ASSIGN_OR_RETURN(std::string where, DescribePostgresDsn(options.catalog));
     return absl::FailedPreconditionError(absl::StrCat(
         "the PostgreSQL catalog (", where, ") holds embeddings of model ",
-        published.empty() ? "version (none)"
-                          : absl::StrCat("version ", absl::StrJoin(published, ", ")),
+        published.empty()
+            ? "version (none)"
+            : absl::StrCat("version ", absl::StrJoin(published, ", ")),
         ", this bundle's model version is ", version,
         ": refusing to serve it (publish it with `embedsearch-catalog publish "
         "--bundle DIR`, or serve a bundle of a published version)"));
@@ -258,9 +260,8 @@ absl::StatusOr<std::unique_ptr<Gallery>> OpenSharedGallery(
   RETURN_IF_ERROR(catalog.status());
   if ((*catalog)->model_version() != version) {
     return absl::DataLossError(absl::StrCat(
-        "the PostgreSQL catalog (", (*catalog)->description(),
-        "): generation ", version, " holds model version \"",
-        (*catalog)->model_version(), "\""));
+        "the PostgreSQL catalog (", (*catalog)->description(), "): generation ",
+        version, " holds model version \"", (*catalog)->model_version(), "\""));
   }
   return Gallery::OpenShared(*std::move(catalog), manifest.index_spec(),
                              manifest.metric(), {}, options.replication);

@@ -79,9 +79,8 @@ class Catalog : public CatalogStore {
   absl::StatusOr<std::vector<std::string>> LabelNames() const override;
   // Every item, ordered by id, with its embedding (and image when asked).
   // `fn` must not call back into this catalog.
-  absl::Status ForEach(
-      const std::function<void(const CatalogItem&)>& fn,
-      bool with_image = false) const override;
+  absl::Status ForEach(const std::function<void(const CatalogItem&)>& fn,
+                       bool with_image = false) const override;
   // PRAGMA integrity_check plus the schema (tables, version, dim):
   // DataLoss with SQLite's first complaint when it fails.
   absl::Status CheckIntegrity() const override;

@@ -73,8 +73,9 @@ class CatalogStore {
   virtual absl::StatusOr<std::vector<std::string>> LabelNames() const = 0;
   // Every item, ordered by id, with its embedding (and image when asked).
   // `fn` must not call back into this catalog.
-  virtual absl::Status ForEach(const std::function<void(const CatalogItem&)>& fn,
-                               bool with_image = false) const = 0;
+  virtual absl::Status ForEach(
+      const std::function<void(const CatalogItem&)>& fn,
+      bool with_image = false) const = 0;
   // The engine's own consistency check plus the schema (tables, version,
   // dim): DataLoss naming the first complaint when it fails.
   virtual absl::Status CheckIntegrity() const = 0;

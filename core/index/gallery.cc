@@ -13,9 +13,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "core/util/file.h"
 #include "core/util/status_macros.h"
 
@@ -267,8 +267,8 @@ absl::StatusOr<std::unique_ptr<Gallery>> Gallery::OpenShared(
   m.replication_options = replication;
   m.replication.shared = true;
   RETURN_IF_ERROR(m.RefreshLabels());
-  ASSIGN_OR_RETURN(m.index, VectorIndex::Create(index_spec, metric,
-                                                m.dim, index_options));
+  ASSIGN_OR_RETURN(
+      m.index, VectorIndex::Create(index_spec, metric, m.dim, index_options));
   std::vector<float> vectors;
   std::vector<int64_t> ids;
   std::vector<int32_t> labels;

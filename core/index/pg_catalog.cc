@@ -11,10 +11,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "core/util/status_macros.h"
 
@@ -132,9 +132,11 @@ class Connection {
       return Unreachable(why);
     }
     // NOTICEs ("relation ... already exists, skipping") are not ours to print.
-    PQsetNoticeProcessor(conn_.get(), [](void*, const char*) {}, nullptr);
-    Result set(PQexec(conn_.get(),
-                      absl::StrCat("SET search_path TO \"", schema_, "\"").c_str()));
+    PQsetNoticeProcessor(
+        conn_.get(), [](void*, const char*) {}, nullptr);
+    Result set(
+        PQexec(conn_.get(),
+               absl::StrCat("SET search_path TO \"", schema_, "\"").c_str()));
     if (PQresultStatus(set.get()) != PGRES_COMMAND_OK) {
       std::string why = PQerrorMessage(conn_.get());
       conn_.reset();
@@ -145,12 +147,13 @@ class Connection {
 
   absl::Status Unreachable(absl::string_view why) const {
     std::string trimmed(why);
-    while (!trimmed.empty() && (trimmed.back() == '\n' || trimmed.back() == ' ')) {
+    while (!trimmed.empty() &&
+           (trimmed.back() == '\n' || trimmed.back() == ' ')) {
       trimmed.pop_back();
     }
-    return absl::UnavailableError(absl::StrCat(
-        "the PostgreSQL catalog (", description_, ") is unreachable: ",
-        trimmed));
+    return absl::UnavailableError(absl::StrCat("the PostgreSQL catalog (",
+                                               description_,
+                                               ") is unreachable: ", trimmed));
   }
 
   // Runs `sql` with binary results. Maps failures to status codes.
@@ -188,7 +191,8 @@ class Connection {
     return Failure(r.get());
   }
 
-  absl::Status Run(const std::string& sql, const std::vector<Param>& params = {}) {
+  absl::Status Run(const std::string& sql,
+                   const std::vector<Param>& params = {}) {
     return Exec(sql, params).status();
   }
 
@@ -244,9 +248,9 @@ absl::Status InTransaction(Connection& conn, const std::string& begin,
 
 absl::Status CheckEmbedding(const CatalogItem& item, size_t index, int dim) {
   if (item.embedding.size() != static_cast<size_t>(dim)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "item ", index, " has a ", item.embedding.size(),
-        "-d embedding; the catalog holds ", dim, "-d embeddings"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("item ", index, " has a ", item.embedding.size(),
+                     "-d embedding; the catalog holds ", dim, "-d embeddings"));
   }
   for (float v : item.embedding) {
     if (!std::isfinite(v)) {
@@ -291,13 +295,15 @@ absl::StatusOr<std::unique_ptr<Connection>> AdminConnection(
 absl::StatusOr<std::vector<PgGeneration>> ListPgGenerations(
     const std::string& dsn) {
   ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, AdminConnection(dsn));
-  ASSIGN_OR_RETURN(Result r, conn->Exec(
-      "SELECT g.model_version, g.schema_name, "
-      "to_char(g.published_at AT TIME ZONE 'UTC', "
-      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-      "(SELECT count(*) FROM pg_stat_activity a WHERE a.application_name = "
-      "'embedsearch ' || g.model_version)::int8 "
-      "FROM public.embedsearch_generations g ORDER BY g.published_at"));
+  ASSIGN_OR_RETURN(
+      Result r,
+      conn->Exec(
+          "SELECT g.model_version, g.schema_name, "
+          "to_char(g.published_at AT TIME ZONE 'UTC', "
+          "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+          "(SELECT count(*) FROM pg_stat_activity a WHERE a.application_name = "
+          "'embedsearch ' || g.model_version)::int8 "
+          "FROM public.embedsearch_generations g ORDER BY g.published_at"));
   std::vector<PgGeneration> out;
   for (int i = 0; i < PQntuples(r.get()); ++i) {
     PgGeneration g;
@@ -327,8 +333,7 @@ absl::Status DropPgGeneration(const std::string& dsn,
       RETURN_IF_ERROR(conn->Run(
           "DELETE FROM public.embedsearch_generations WHERE model_version = $1",
           {{model_version}}));
-      return conn->Run(
-          absl::StrCat("DROP SCHEMA \"", g.schema, "\" CASCADE"));
+      return conn->Run(absl::StrCat("DROP SCHEMA \"", g.schema, "\" CASCADE"));
     });
   }
   return absl::NotFoundError(
@@ -445,14 +450,14 @@ struct PgCatalog::Impl {
     return InTransaction(conn, "BEGIN", [&]() -> absl::Status {
       RETURN_IF_ERROR(conn.Run(
           absl::StrCat("SELECT pg_advisory_xact_lock(", kMigrateLock, ")")));
-      RETURN_IF_ERROR(conn.Run(absl::StrCat(
-          "CREATE SCHEMA IF NOT EXISTS \"", schema, "\"")));
-      RETURN_IF_ERROR(conn.Run(kRegistryDdl));
       RETURN_IF_ERROR(conn.Run(
-          "CREATE TABLE IF NOT EXISTS embedsearch_schema "
-          "(version integer NOT NULL)"));
-      ASSIGN_OR_RETURN(Result v, conn.Exec(
-          "SELECT coalesce(max(version), 0)::int4 FROM embedsearch_schema"));
+          absl::StrCat("CREATE SCHEMA IF NOT EXISTS \"", schema, "\"")));
+      RETURN_IF_ERROR(conn.Run(kRegistryDdl));
+      RETURN_IF_ERROR(
+          conn.Run("CREATE TABLE IF NOT EXISTS embedsearch_schema "
+                   "(version integer NOT NULL)"));
+      ASSIGN_OR_RETURN(Result v, conn.Exec("SELECT coalesce(max(version), "
+                                           "0)::int4 FROM embedsearch_schema"));
       const int version = Int32At(v.get(), 0, 0);
       if (version > kPgSchemaVersion) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -481,23 +486,23 @@ struct PgCatalog::Impl {
     }
     if (stored_dim.empty()) {
       if (wanted_dim <= 0) {
-        return absl::NotFoundError(absl::StrCat(
-            "the PostgreSQL catalog (", description,
-            ") is empty: publish a bundle into it first"));
+        return absl::NotFoundError(
+            absl::StrCat("the PostgreSQL catalog (", description,
+                         ") is empty: publish a bundle into it first"));
       }
       dim = wanted_dim;
       return conn.Run("INSERT INTO embedsearch_meta VALUES ('dim', $1)",
                       {{absl::StrCat(dim)}});
     }
     if (!absl::SimpleAtoi(stored_dim, &dim) || dim <= 0) {
-      return absl::DataLossError(absl::StrCat(
-          "the PostgreSQL catalog (", description, ") has an invalid dim \"",
-          stored_dim, "\""));
+      return absl::DataLossError(
+          absl::StrCat("the PostgreSQL catalog (", description,
+                       ") has an invalid dim \"", stored_dim, "\""));
     }
     if (wanted_dim > 0 && wanted_dim != dim) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the PostgreSQL catalog (", description, ") holds ", dim,
-          "-d embeddings, not ", wanted_dim, "-d"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("the PostgreSQL catalog (", description, ") holds ", dim,
+                       "-d embeddings, not ", wanted_dim, "-d"));
     }
     return absl::OkStatus();
   }
@@ -525,10 +530,12 @@ struct PgCatalog::Impl {
       }
       auto it = by_name.find(item.label_name);
       if (it == by_name.end()) {
-        ASSIGN_OR_RETURN(Result added, conn.Exec(
-            "INSERT INTO embedsearch_labels VALUES "
-            "(nextval('embedsearch_label_numbers'), $1) RETURNING label",
-            {{item.label_name}}));
+        ASSIGN_OR_RETURN(
+            Result added,
+            conn.Exec(
+                "INSERT INTO embedsearch_labels VALUES "
+                "(nextval('embedsearch_label_numbers'), $1) RETURNING label",
+                {{item.label_name}}));
         it = by_name.emplace(item.label_name, Int32At(added.get(), 0, 0)).first;
       }
       item.label = it->second;
@@ -552,9 +559,10 @@ struct PgCatalog::Impl {
           {{absl::StrCat(largest_explicit)}}));
     }
     if (missing == 0) return absl::OkStatus();
-    ASSIGN_OR_RETURN(Result r, conn.Exec(
-        "SELECT nextval('embedsearch_image_ids') FROM generate_series(1, $1::int)",
-        {{absl::StrCat(missing)}}));
+    ASSIGN_OR_RETURN(Result r,
+                     conn.Exec("SELECT nextval('embedsearch_image_ids') FROM "
+                               "generate_series(1, $1::int)",
+                               {{absl::StrCat(missing)}}));
     int row = 0;
     for (CatalogItem& item : items) {
       if (item.id == 0) item.id = Int64At(r.get(), row++, 0);
@@ -567,8 +575,8 @@ struct PgCatalog::Impl {
     if (ids.empty()) return absl::OkStatus();
     RETURN_IF_ERROR(conn.Run(
         absl::StrCat("INSERT INTO embedsearch_changes (seq, op, image_id) "
-                     "SELECT nextval('embedsearch_change_seq'), '", std::string(1, op),
-                     "', x FROM unnest($1::bigint[]) AS x"),
+                     "SELECT nextval('embedsearch_change_seq'), '",
+                     std::string(1, op), "', x FROM unnest($1::bigint[]) AS x"),
         {{IdArray(ids)}}));
     return conn.Run(absl::StrCat("NOTIFY \"", channel, "\""));
   }
@@ -603,22 +611,25 @@ absl::Status PgCatalog::SetModelVersion(const std::string& version) {
   std::unique_lock lock(m.mu);
   return InTransaction(m.conn, "BEGIN", [&]() -> absl::Status {
     RETURN_IF_ERROR(m.LockWriters());
-    ASSIGN_OR_RETURN(Result r, m.conn.Exec(
-        "SELECT value FROM embedsearch_meta WHERE key = 'model_version'"));
+    ASSIGN_OR_RETURN(
+        Result r,
+        m.conn.Exec(
+            "SELECT value FROM embedsearch_meta WHERE key = 'model_version'"));
     const std::string stored =
         PQntuples(r.get()) > 0 ? BytesAt(r.get(), 0, 0) : "";
     if (stored == version) return absl::OkStatus();
-    ASSIGN_OR_RETURN(Result count, m.conn.Exec(
-        "SELECT count(*)::int8 FROM embedsearch_images"));
+    ASSIGN_OR_RETURN(
+        Result count,
+        m.conn.Exec("SELECT count(*)::int8 FROM embedsearch_images"));
     if (!stored.empty() && Int64At(count.get(), 0, 0) > 0) {
       return absl::FailedPreconditionError(absl::StrCat(
           "the PostgreSQL catalog (", m.description,
           ") holds embeddings of model version ", stored, ", not ", version));
     }
-    RETURN_IF_ERROR(m.conn.Run(
-        "INSERT INTO embedsearch_meta VALUES ('model_version', $1) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        {{version}}));
+    RETURN_IF_ERROR(
+        m.conn.Run("INSERT INTO embedsearch_meta VALUES ('model_version', $1) "
+                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                   {{version}}));
     m.model_version = version;
     return absl::OkStatus();
   });
@@ -648,15 +659,15 @@ absl::StatusOr<std::vector<int64_t>> PgCatalog::Add(
     for (const CatalogItem& item : items) {
       const std::string& version =
           item.model_version.empty() ? m.model_version : item.model_version;
-      RETURN_IF_ERROR(m.conn.Run(
-          "INSERT INTO embedsearch_images VALUES "
-          "($1::bigint, $2::int, $3, $4, $5, $6)",
-          {{absl::StrCat(item.id)},
-           {absl::StrCat(item.label)},
-           {item.source},
-           {item.image_png, true},
-           {EncodeEmbedding(item.embedding), true},
-           {version}}));
+      RETURN_IF_ERROR(
+          m.conn.Run("INSERT INTO embedsearch_images VALUES "
+                     "($1::bigint, $2::int, $3, $4, $5, $6)",
+                     {{absl::StrCat(item.id)},
+                      {absl::StrCat(item.label)},
+                      {item.source},
+                      {item.image_png, true},
+                      {EncodeEmbedding(item.embedding), true},
+                      {version}}));
       ids.push_back(item.id);
     }
     return m.LogChanges('a', ids);
@@ -676,20 +687,22 @@ absl::Status PgCatalog::DefineLabels(const std::vector<std::string>& names) {
   absl::Status s = InTransaction(m.conn, "BEGIN", [&]() -> absl::Status {
     RETURN_IF_ERROR(m.LockWriters());
     for (size_t i = 0; i < names.size(); ++i) {
-      ASSIGN_OR_RETURN(Result r, m.conn.Exec(
-          "SELECT name FROM embedsearch_labels WHERE label = $1::int",
-          {{absl::StrCat(i)}}));
+      ASSIGN_OR_RETURN(
+          Result r,
+          m.conn.Exec(
+              "SELECT name FROM embedsearch_labels WHERE label = $1::int",
+              {{absl::StrCat(i)}}));
       if (PQntuples(r.get()) > 0) {
         if (BytesAt(r.get(), 0, 0) != names[i]) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "label ", i, " is named \"", BytesAt(r.get(), 0, 0),
-              "\" already, not \"", names[i], "\""));
+          return absl::InvalidArgumentError(
+              absl::StrCat("label ", i, " is named \"", BytesAt(r.get(), 0, 0),
+                           "\" already, not \"", names[i], "\""));
         }
         continue;
       }
-      RETURN_IF_ERROR(m.conn.Run(
-          "INSERT INTO embedsearch_labels VALUES ($1::int, $2)",
-          {{absl::StrCat(i)}, {names[i]}}));
+      RETURN_IF_ERROR(
+          m.conn.Run("INSERT INTO embedsearch_labels VALUES ($1::int, $2)",
+                     {{absl::StrCat(i)}, {names[i]}}));
     }
     if (names.empty()) return absl::OkStatus();
     return m.conn.Run(
@@ -709,10 +722,12 @@ absl::StatusOr<int64_t> PgCatalog::Remove(const std::vector<int64_t>& ids) {
   std::vector<int64_t> removed;
   RETURN_IF_ERROR(InTransaction(m.conn, "BEGIN", [&]() -> absl::Status {
     RETURN_IF_ERROR(m.LockWriters());
-    ASSIGN_OR_RETURN(Result r, m.conn.Exec(
-        "DELETE FROM embedsearch_images WHERE id = ANY($1::bigint[]) "
-        "RETURNING id",
-        {{IdArray(ids)}}));
+    ASSIGN_OR_RETURN(
+        Result r,
+        m.conn.Exec(
+            "DELETE FROM embedsearch_images WHERE id = ANY($1::bigint[]) "
+            "RETURNING id",
+            {{IdArray(ids)}}));
     for (int i = 0; i < PQntuples(r.get()); ++i) {
       removed.push_back(Int64At(r.get(), i, 0));
     }
@@ -725,9 +740,11 @@ absl::StatusOr<int64_t> PgCatalog::Remove(const std::vector<int64_t>& ids) {
 absl::StatusOr<CatalogItem> PgCatalog::Get(int64_t id, bool with_image) const {
   Impl& m = *impl_;
   std::unique_lock lock(m.mu);
-  ASSIGN_OR_RETURN(Result r, m.conn.Exec(
-      absl::StrCat("SELECT ", kItemColumns, " WHERE i.id = $2::bigint"),
-      {{with_image ? "true" : "false"}, {absl::StrCat(id)}}));
+  ASSIGN_OR_RETURN(
+      Result r,
+      m.conn.Exec(
+          absl::StrCat("SELECT ", kItemColumns, " WHERE i.id = $2::bigint"),
+          {{with_image ? "true" : "false"}, {absl::StrCat(id)}}));
   if (PQntuples(r.get()) == 0) {
     return absl::NotFoundError(absl::StrCat("no item with id ", id));
   }
@@ -755,11 +772,13 @@ absl::StatusOr<std::vector<CatalogItem>> PgCatalog::GetMany(
     }
   }
   std::unique_lock lock(m.mu);
-  ASSIGN_OR_RETURN(Result r, m.conn.Exec(
-      absl::StrCat("SELECT ", kItemColumns, " WHERE i.id = ANY($2::bigint[])"),
-      {{with_image ? "true" : "false"}, {IdArray(ids)}}));
+  ASSIGN_OR_RETURN(
+      Result r, m.conn.Exec(absl::StrCat("SELECT ", kItemColumns,
+                                         " WHERE i.id = ANY($2::bigint[])"),
+                            {{with_image ? "true" : "false"}, {IdArray(ids)}}));
   absl::flat_hash_map<int64_t, int> row_of;
-  for (int i = 0; i < PQntuples(r.get()); ++i) row_of[Int64At(r.get(), i, 0)] = i;
+  for (int i = 0; i < PQntuples(r.get()); ++i)
+    row_of[Int64At(r.get(), i, 0)] = i;
   for (size_t i = 0; i < ids.size(); ++i) {
     auto it = row_of.find(ids[i]);
     if (it == row_of.end()) continue;
@@ -771,15 +790,17 @@ absl::StatusOr<std::vector<CatalogItem>> PgCatalog::GetMany(
 
 absl::StatusOr<int64_t> PgCatalog::Count() const {
   std::unique_lock lock(impl_->mu);
-  ASSIGN_OR_RETURN(Result r, impl_->conn.Exec(
-      "SELECT count(*)::int8 FROM embedsearch_images"));
+  ASSIGN_OR_RETURN(
+      Result r,
+      impl_->conn.Exec("SELECT count(*)::int8 FROM embedsearch_images"));
   return Int64At(r.get(), 0, 0);
 }
 
 absl::StatusOr<std::vector<int64_t>> PgCatalog::Ids() const {
   std::unique_lock lock(impl_->mu);
-  ASSIGN_OR_RETURN(Result r, impl_->conn.Exec(
-      "SELECT id FROM embedsearch_images ORDER BY id"));
+  ASSIGN_OR_RETURN(
+      Result r,
+      impl_->conn.Exec("SELECT id FROM embedsearch_images ORDER BY id"));
   std::vector<int64_t> ids(PQntuples(r.get()));
   for (size_t i = 0; i < ids.size(); ++i) {
     ids[i] = Int64At(r.get(), static_cast<int>(i), 0);
@@ -792,9 +813,11 @@ absl::StatusOr<std::vector<std::string>> PgCatalog::LabelNames() const {
   std::vector<std::string> names;
   {
     std::unique_lock lock(m.mu);
-    ASSIGN_OR_RETURN(Result r, m.conn.Exec(
-        "SELECT label, name FROM embedsearch_labels WHERE label >= 0 "
-        "ORDER BY label"));
+    ASSIGN_OR_RETURN(
+        Result r,
+        m.conn.Exec(
+            "SELECT label, name FROM embedsearch_labels WHERE label >= 0 "
+            "ORDER BY label"));
     for (int i = 0; i < PQntuples(r.get()); ++i) {
       const int32_t label = Int32At(r.get(), i, 0);
       if (names.size() <= static_cast<size_t>(label)) names.resize(label + 1);
@@ -811,9 +834,10 @@ absl::StatusOr<std::vector<std::string>> PgCatalog::LabelNames() const {
 absl::Status PgCatalog::ForEach(
     const std::function<void(const CatalogItem&)>& fn, bool with_image) const {
   std::unique_lock lock(impl_->mu);
-  ASSIGN_OR_RETURN(Result r, impl_->conn.Exec(
-      absl::StrCat("SELECT ", kItemColumns, " ORDER BY i.id"),
-      {{with_image ? "true" : "false"}}));
+  ASSIGN_OR_RETURN(
+      Result r,
+      impl_->conn.Exec(absl::StrCat("SELECT ", kItemColumns, " ORDER BY i.id"),
+                       {{with_image ? "true" : "false"}}));
   for (int i = 0; i < PQntuples(r.get()); ++i) fn(Impl::ItemAt(r.get(), i));
   return absl::OkStatus();
 }
@@ -821,11 +845,13 @@ absl::Status PgCatalog::ForEach(
 absl::Status PgCatalog::CheckIntegrity() const {
   Impl& m = *impl_;
   std::unique_lock lock(m.mu);
-  ASSIGN_OR_RETURN(Result r, m.conn.Exec(
-      "SELECT count(*)::int8 FROM embedsearch_images i LEFT JOIN "
-      "embedsearch_labels l ON l.label = i.label WHERE l.label IS NULL OR "
-      "length(i.embedding) <> $1::int",
-      {{absl::StrCat(m.dim * static_cast<int>(sizeof(float)))}}));
+  ASSIGN_OR_RETURN(
+      Result r,
+      m.conn.Exec(
+          "SELECT count(*)::int8 FROM embedsearch_images i LEFT JOIN "
+          "embedsearch_labels l ON l.label = i.label WHERE l.label IS NULL OR "
+          "length(i.embedding) <> $1::int",
+          {{absl::StrCat(m.dim * static_cast<int>(sizeof(float)))}}));
   if (const int64_t bad = Int64At(r.get(), 0, 0); bad > 0) {
     return absl::DataLossError(absl::StrCat(
         "the PostgreSQL catalog (", m.description, ") has ", bad,
@@ -867,18 +893,21 @@ absl::StatusOr<int64_t> PgCatalog::Snapshot(
     RETURN_IF_ERROR(InTransaction(
         m.conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         [&]() -> absl::Status {
-          ASSIGN_OR_RETURN(Result seq, m.conn.Exec(
-              "SELECT coalesce(max(seq), 0)::int8 FROM embedsearch_changes"));
+          ASSIGN_OR_RETURN(Result seq,
+                           m.conn.Exec("SELECT coalesce(max(seq), 0)::int8 "
+                                       "FROM embedsearch_changes"));
           sequence = Int64At(seq.get(), 0, 0);
-          ASSIGN_OR_RETURN(Result names, m.conn.Exec(
-              "SELECT label, name FROM embedsearch_labels"));
+          ASSIGN_OR_RETURN(
+              Result names,
+              m.conn.Exec("SELECT label, name FROM embedsearch_labels"));
           for (int i = 0; i < PQntuples(names.get()); ++i) {
             labels.emplace_back(Int32At(names.get(), i, 0),
                                 BytesAt(names.get(), i, 1));
           }
-          ASSIGN_OR_RETURN(Result r, m.conn.Exec(
-              absl::StrCat("SELECT ", kItemColumns, " ORDER BY i.id"),
-              {{"false"}}));
+          ASSIGN_OR_RETURN(Result r,
+                           m.conn.Exec(absl::StrCat("SELECT ", kItemColumns,
+                                                    " ORDER BY i.id"),
+                                       {{"false"}}));
           for (int i = 0; i < PQntuples(r.get()); ++i) {
             CatalogItem item = Impl::ItemAt(r.get(), i);
             cache[item.id] = Impl::Cached{item.label, item.source};
@@ -900,16 +929,19 @@ absl::StatusOr<std::vector<CatalogChange>> PgCatalog::ChangesAfter(
   std::vector<CatalogChange> changes;
   {
     std::unique_lock lock(m.mu);
-    ASSIGN_OR_RETURN(Result r, m.conn.Exec(
-        "SELECT c.seq, c.op = 'r', c.image_id, "
-        "extract(epoch FROM c.committed_at)::float8, i.id IS NOT NULL, "
-        "coalesce(i.label, 0)::int4, coalesce(l.name, ''), "
-        "coalesce(i.source, ''), coalesce(i.embedding, ''::bytea) "
-        "FROM embedsearch_changes c "
-        "LEFT JOIN embedsearch_images i ON c.op = 'a' AND i.id = c.image_id "
-        "LEFT JOIN embedsearch_labels l ON l.label = i.label "
-        "WHERE c.seq > $1::bigint ORDER BY c.seq LIMIT $2::int",
-        {{absl::StrCat(after)}, {absl::StrCat(limit)}}));
+    ASSIGN_OR_RETURN(
+        Result r,
+        m.conn.Exec(
+            "SELECT c.seq, c.op = 'r', c.image_id, "
+            "extract(epoch FROM c.committed_at)::float8, i.id IS NOT NULL, "
+            "coalesce(i.label, 0)::int4, coalesce(l.name, ''), "
+            "coalesce(i.source, ''), coalesce(i.embedding, ''::bytea) "
+            "FROM embedsearch_changes c "
+            "LEFT JOIN embedsearch_images i ON c.op = 'a' AND i.id = "
+            "c.image_id "
+            "LEFT JOIN embedsearch_labels l ON l.label = i.label "
+            "WHERE c.seq > $1::bigint ORDER BY c.seq LIMIT $2::int",
+            {{absl::StrCat(after)}, {absl::StrCat(limit)}}));
     for (int i = 0; i < PQntuples(r.get()); ++i) {
       CatalogChange c;
       c.sequence = Int64At(r.get(), i, 0);
@@ -939,8 +971,10 @@ absl::StatusOr<std::vector<CatalogChange>> PgCatalog::ChangesAfter(
 
 absl::StatusOr<int64_t> PgCatalog::LatestSequence() {
   std::unique_lock lock(impl_->mu);
-  ASSIGN_OR_RETURN(Result r, impl_->conn.Exec(
-      "SELECT coalesce(max(seq), 0)::int8 FROM embedsearch_changes"));
+  ASSIGN_OR_RETURN(
+      Result r,
+      impl_->conn.Exec(
+          "SELECT coalesce(max(seq), 0)::int8 FROM embedsearch_changes"));
   return Int64At(r.get(), 0, 0);
 }
 

@@ -19,18 +19,18 @@ absl::StatusOr<PublishResult> PublishBundle(const std::string& bundle_dir,
                                             const std::string& dsn) {
   ASSIGN_OR_RETURN(std::unique_ptr<Bundle> bundle, Bundle::Load(bundle_dir));
   const std::string& version = bundle->model_version();
-  ASSIGN_OR_RETURN(std::unique_ptr<Catalog> source,
-                   Catalog::OpenReadOnly(absl::StrCat(bundle_dir, "/",
-                                                      kCatalogFile)));
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<Catalog> source,
+      Catalog::OpenReadOnly(absl::StrCat(bundle_dir, "/", kCatalogFile)));
   ASSIGN_OR_RETURN(std::unique_ptr<PgCatalog> target,
                    PgCatalog::Open(dsn, source->dim(), version));
   ASSIGN_OR_RETURN(int64_t existing, target->Count());
   if (existing > 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the PostgreSQL catalog (", target->description(), ") holds ",
-        existing, " items of model version ", version,
-        " already (a generation is published once; drop it with "
-        "`embedsearch-catalog drop` to publish it again)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the PostgreSQL catalog (", target->description(),
+                     ") holds ", existing, " items of model version ", version,
+                     " already (a generation is published once; drop it with "
+                     "`embedsearch-catalog drop` to publish it again)"));
   }
   RETURN_IF_ERROR(target->SetModelVersion(version));
   ASSIGN_OR_RETURN(std::vector<std::string> labels, source->LabelNames());

@@ -51,12 +51,13 @@ class CatalogStoreTest : public ::testing::TestWithParam<Backend> {
   std::string dsn_;
 };
 
-INSTANTIATE_TEST_SUITE_P(
-    Backends, CatalogStoreTest,
-    ::testing::Values(Backend::kSqlite, Backend::kPostgres),
-    [](const ::testing::TestParamInfo<Backend>& info) {
-      return info.param == Backend::kSqlite ? "Sqlite" : "Postgres";
-    });
+INSTANTIATE_TEST_SUITE_P(Backends, CatalogStoreTest,
+                         ::testing::Values(Backend::kSqlite,
+                                           Backend::kPostgres),
+                         [](const ::testing::TestParamInfo<Backend>& info) {
+                           return info.param == Backend::kSqlite ? "Sqlite"
+                                                                 : "Postgres";
+                         });
 
 TEST_P(CatalogStoreTest, AddsAndReadsBackEveryField) {
   auto catalog = Open(kDim);

@@ -56,9 +56,9 @@ TEST_F(PgCatalogTest, NewerSchemaIsRefusedNamingBothVersions) {
                 absl::StrCat("schema version ", kPgSchemaVersion + 1)),
             std::string::npos)
       << refused.status();
-  EXPECT_NE(refused.status().message().find(
-                absl::StrCat("up to ", kPgSchemaVersion)),
-            std::string::npos)
+  EXPECT_NE(
+      refused.status().message().find(absl::StrCat("up to ", kPgSchemaVersion)),
+      std::string::npos)
       << refused.status();
 }
 
@@ -84,9 +84,8 @@ TEST_F(PgCatalogTest, ChangeFeedReplaysAddsAndRemovesInCommitOrder) {
   auto writer = *PgCatalog::Open(dsn_, kDim);
   auto reader = *PgCatalog::Open(dsn_, kDim);
   std::vector<int64_t> seen;
-  auto start = reader->Snapshot([&](const CatalogItem& item) {
-    seen.push_back(item.id);
-  });
+  auto start = reader->Snapshot(
+      [&](const CatalogItem& item) { seen.push_back(item.id); });
   ASSERT_TRUE(start.ok()) << start.status();
   EXPECT_EQ(*start, 0);
   EXPECT_TRUE(seen.empty());
@@ -158,7 +157,8 @@ TEST_F(PgCatalogTest, WaitForChangesWakesOnACommit) {
 }
 
 TEST(PgDsn, DescriptionsNeverContainThePassword) {
-  auto uri = DescribePostgresDsn("postgresql://app:hunter2@db.internal:6432/gallery");
+  auto uri =
+      DescribePostgresDsn("postgresql://app:hunter2@db.internal:6432/gallery");
   ASSERT_TRUE(uri.ok()) << uri.status();
   EXPECT_EQ(uri->find("hunter2"), std::string::npos);
   EXPECT_NE(uri->find("host=db.internal"), std::string::npos) << *uri;

@@ -27,9 +27,10 @@ std::string FindBindir() {
   ::globfree(&g);
   if (found.empty()) return "";
   // Newest major version (numeric order: 9 < 15).
-  std::sort(found.begin(), found.end(), [](const std::string& a, const std::string& b) {
-    return std::atoi(a.c_str() + 20) < std::atoi(b.c_str() + 20);
-  });
+  std::sort(found.begin(), found.end(),
+            [](const std::string& a, const std::string& b) {
+              return std::atoi(a.c_str() + 20) < std::atoi(b.c_str() + 20);
+            });
   const std::string& initdb = found.back();
   return initdb.substr(0, initdb.size() - std::string("/initdb").size());
 }
@@ -86,9 +87,11 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start() {
       return absl::InternalError(absl::StrCat("cannot chown ", c->dir_));
     }
   }
-  absl::Status init = Shell(c->AsOwner(absl::StrCat(
-      c->bindir_, "/initdb -D ", c->dir_, "/data -U embedsearch -A trust "
-      "--no-sync -E UTF8 --locale=C.UTF-8 >", c->dir_, "/initdb.log 2>&1")));
+  absl::Status init =
+      Shell(c->AsOwner(absl::StrCat(c->bindir_, "/initdb -D ", c->dir_,
+                                    "/data -U embedsearch -A trust "
+                                    "--no-sync -E UTF8 --locale=C.UTF-8 >",
+                                    c->dir_, "/initdb.log 2>&1")));
   if (!init.ok()) return init;
   c->port_ = FreePort();
   if (absl::Status s = c->StartAgain(); !s.ok()) return s;
@@ -100,17 +103,17 @@ absl::Status PgCluster::StartAgain() {
       "-p ", port_, " -k ", dir_,
       " -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
       " -c shared_buffers=32MB -c max_connections=200");
-  absl::Status s = Shell(AsOwner(absl::StrCat(
-      bindir_, "/pg_ctl -D ", dir_, "/data -w -t 60 -l ", dir_,
-      "/server.log -o '", options, "' start >/dev/null")));
+  absl::Status s = Shell(AsOwner(
+      absl::StrCat(bindir_, "/pg_ctl -D ", dir_, "/data -w -t 60 -l ", dir_,
+                   "/server.log -o '", options, "' start >/dev/null")));
   running_ = s.ok();
   return s;
 }
 
 absl::Status PgCluster::Stop(const std::string& mode) {
-  absl::Status s = Shell(AsOwner(absl::StrCat(
-      bindir_, "/pg_ctl -D ", dir_, "/data -w -t 60 -m ", mode,
-      " stop >/dev/null")));
+  absl::Status s = Shell(
+      AsOwner(absl::StrCat(bindir_, "/pg_ctl -D ", dir_, "/data -w -t 60 -m ",
+                           mode, " stop >/dev/null")));
   if (s.ok()) running_ = false;
   return s;
 }
@@ -137,7 +140,8 @@ absl::StatusOr<std::string> PgCluster::CreateDatabase(const std::string& name) {
   }
   PQfinish(conn);
   if (!error.empty()) {
-    return absl::InternalError(absl::StrCat("CREATE DATABASE ", name, ": ", error));
+    return absl::InternalError(
+        absl::StrCat("CREATE DATABASE ", name, ": ", error));
   }
   return Dsn(name);
 }

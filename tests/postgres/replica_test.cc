@@ -51,10 +51,10 @@ std::string StartReplica(const std::string& bundle, const std::string& dsn,
                          const std::string& log, Replica* replica) {
   replica->log = log;
   replica->process = std::make_unique<ChildProcess>();
-  if (!replica->process->Start({kServer, "--bundle=" + bundle,
-                                "--catalog=" + dsn, "--address=127.0.0.1:0",
-                                "--threads=1", "--max_grpc_threads=16"},
-                               log)) {
+  if (!replica->process->Start(
+          {kServer, "--bundle=" + bundle, "--catalog=" + dsn,
+           "--address=127.0.0.1:0", "--threads=1", "--max_grpc_threads=16"},
+          log)) {
     return "cannot start " + kServer;
   }
   const std::regex port_re("event=listening.*port=([0-9]+)");
@@ -108,9 +108,11 @@ std::vector<std::vector<int64_t>> Answers(Replica& r, int dim, int queries) {
   for (int q = 0; q < queries; ++q) {
     v1::SearchRequest request;
     request.set_k(10);
-    for (int d = 0; d < dim; ++d) request.mutable_embedding()->add_values(g(rng));
+    for (int d = 0; d < dim; ++d)
+      request.mutable_embedding()->add_values(g(rng));
     v1::SearchResponse response;
-    grpc::Status s = r.stub->Search(testing::MakeContext().get(), request, &response);
+    grpc::Status s =
+        r.stub->Search(testing::MakeContext().get(), request, &response);
     std::vector<int64_t> ids;
     if (!s.ok()) ids.push_back(-1);
     for (const v1::Hit& hit : response.hits()) ids.push_back(hit.id());
@@ -148,7 +150,8 @@ class ReplicaTest : public ::testing::Test {
     bundle_ = dir_ + "/bundle";
     ASSERT_TRUE(testing::MakeBundle(bundle_, /*seed=*/1).ok());
     ProcessResult published =
-        RunProcess({kCatalogTool, "publish", "--bundle=" + bundle_}, {"EMBEDSEARCH_CATALOG=" + dsn_});
+        RunProcess({kCatalogTool, "publish", "--bundle=" + bundle_},
+                   {"EMBEDSEARCH_CATALOG=" + dsn_});
     ASSERT_EQ(published.exit_code, 0) << published.err;
     ASSERT_NE(published.out.find("published 300 images"), std::string::npos)
         << published.out;
@@ -157,8 +160,9 @@ class ReplicaTest : public ::testing::Test {
   void StartReplicas(int n) {
     replicas_.resize(n);
     for (int i = 0; i < n; ++i) {
-      std::string error = StartReplica(
-          bundle_, dsn_, absl::StrCat(dir_, "/replica", i, ".log"), &replicas_[i]);
+      std::string error =
+          StartReplica(bundle_, dsn_, absl::StrCat(dir_, "/replica", i, ".log"),
+                       &replicas_[i]);
       ASSERT_EQ(error, "") << error;
     }
   }
@@ -194,9 +198,11 @@ class ReplicaTest : public ::testing::Test {
   void ExpectSameAnswers(int queries) {
     auto info = Info(replicas_[0]);
     ASSERT_TRUE(info.ok()) << info.status();
-    const auto expected = Answers(replicas_[0], static_cast<int>(info->dim()), queries);
+    const auto expected =
+        Answers(replicas_[0], static_cast<int>(info->dim()), queries);
     for (size_t i = 1; i < replicas_.size(); ++i) {
-      EXPECT_EQ(Answers(replicas_[i], static_cast<int>(info->dim()), queries), expected)
+      EXPECT_EQ(Answers(replicas_[i], static_cast<int>(info->dim()), queries),
+                expected)
           << "replica " << i << " answers differently from replica 0";
     }
   }
@@ -223,7 +229,10 @@ TEST_F(ReplicaTest, WritesThroughEachReplicaReachEveryReplica) {
   remove.add_ids(added[0]);
   remove.add_ids(5);
   v1::RemoveImagesResponse removed;
-  ASSERT_TRUE(replicas_[1].stub->RemoveImages(testing::MakeContext().get(), remove, &removed).ok());
+  ASSERT_TRUE(
+      replicas_[1]
+          .stub->RemoveImages(testing::MakeContext().get(), remove, &removed)
+          .ok());
   EXPECT_EQ(removed.removed(), 2u);
   WaitForConvergence(300 + 30 - 2);
   for (Replica& r : replicas_) {
@@ -232,7 +241,8 @@ TEST_F(ReplicaTest, WritesThroughEachReplicaReachEveryReplica) {
     auto info = Info(r);
     ASSERT_TRUE(info.ok());
     EXPECT_TRUE(info->catalog_reachable());
-    EXPECT_NE(info->catalog().find("dbname="), std::string::npos) << info->catalog();
+    EXPECT_NE(info->catalog().find("dbname="), std::string::npos)
+        << info->catalog();
     // The label another replica created is known here too.
     EXPECT_NE(std::find(info->label_names().begin(), info->label_names().end(),
                         "added-label"),
@@ -266,19 +276,22 @@ TEST_F(ReplicaTest, PasswordNeverShowsInArgumentsOrLog) {
 TEST_F(ReplicaTest, AnotherModelVersionIsRefusedNamingBoth) {
   const std::string other = dir_ + "/other";
   ASSERT_TRUE(testing::MakeBundle(other, /*seed=*/2).ok());
-  ProcessResult r = RunProcess({kServer, "--bundle=" + other, "--catalog=" + dsn_,
-                                "--address=127.0.0.1:0"});
+  ProcessResult r = RunProcess({kServer, "--bundle=" + other,
+                                "--catalog=" + dsn_, "--address=127.0.0.1:0"});
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("holds embeddings of model version"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("this bundle's model version is"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("holds embeddings of model version"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("this bundle's model version is"), std::string::npos)
+      << r.err;
   // A generation is published once; deploy jobs skip it when it is there.
-  ProcessResult again = RunProcess({kCatalogTool, "publish", "--bundle=" + bundle_,
-                                    "--catalog=" + dsn_});
+  ProcessResult again = RunProcess(
+      {kCatalogTool, "publish", "--bundle=" + bundle_, "--catalog=" + dsn_});
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.err.find("a generation is published once"), std::string::npos)
       << again.err;
-  ProcessResult skipped = RunProcess({kCatalogTool, "publish", "--bundle=" + bundle_,
-                                      "--catalog=" + dsn_, "--skip_if_published"});
+  ProcessResult skipped =
+      RunProcess({kCatalogTool, "publish", "--bundle=" + bundle_,
+                  "--catalog=" + dsn_, "--skip_if_published"});
   EXPECT_EQ(skipped.exit_code, 0) << skipped.err;
   EXPECT_NE(skipped.out.find("already published"), std::string::npos);
 }
@@ -310,7 +323,8 @@ TEST_F(ReplicaTest, ReloadSwitchesGenerationWithoutFailingQueries) {
     v1::ReloadRequest reload;
     reload.set_bundle_path(next);
     v1::ReloadResponse response;
-    grpc::Status s = r.stub->Reload(testing::MakeContext().get(), reload, &response);
+    grpc::Status s =
+        r.stub->Reload(testing::MakeContext().get(), reload, &response);
     ASSERT_TRUE(s.ok()) << s.error_message();
     EXPECT_NE(response.model_version(), old_info->model_version());
     new_version = response.model_version();
@@ -338,13 +352,15 @@ TEST_F(ReplicaTest, ReloadSwitchesGenerationWithoutFailingQueries) {
   ProcessResult refused = RunProcess({kCatalogTool, "drop", "--catalog=" + dsn_,
                                       "--model_version=" + new_version});
   EXPECT_NE(refused.exit_code, 0);
-  EXPECT_NE(refused.err.find("connections from servers serving it"), std::string::npos)
+  EXPECT_NE(refused.err.find("connections from servers serving it"),
+            std::string::npos)
       << refused.err;
   ProcessResult listed =
       RunProcess({kCatalogTool, "generations", "--catalog=" + dsn_});
   EXPECT_EQ(listed.exit_code, 0) << listed.err;
   EXPECT_NE(listed.out.find(new_version), std::string::npos) << listed.out;
-  EXPECT_EQ(listed.out.find(old_info->model_version()), std::string::npos) << listed.out;
+  EXPECT_EQ(listed.out.find(old_info->model_version()), std::string::npos)
+      << listed.out;
 }
 
 // Keeps adding through the given replicas until stopped; remembers every
@@ -401,8 +417,8 @@ TEST_F(ReplicaTest, Kill9OfAReplicaDuringWritesLosesNothing) {
   ASSERT_EQ(::kill(replicas_[2].process->pid(), SIGKILL), 0);
   replicas_[2].process->Stop();  // Reaps it.
   WaitForAcknowledged(writer, 80);
-  std::string error = StartReplica(bundle_, dsn_, dir_ + "/replica2-again.log",
-                                   &replicas_[2]);
+  std::string error =
+      StartReplica(bundle_, dsn_, dir_ + "/replica2-again.log", &replicas_[2]);
   ASSERT_EQ(error, "") << error;
   WaitForAcknowledged(writer, 120);
   writer.Stop();
@@ -433,7 +449,8 @@ TEST_F(ReplicaTest, PostgresRestartDuringWritesLosesNothingAcknowledged) {
   grpc::Status refused;
   EXPECT_FALSE(AddThrough(replicas_[0], 1, &refused).ok());
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE);
-  EXPECT_NE(refused.error_message().find("PostgreSQL catalog"), std::string::npos)
+  EXPECT_NE(refused.error_message().find("PostgreSQL catalog"),
+            std::string::npos)
       << refused.error_message();
   EXPECT_NE(refused.error_message().find("unreachable"), std::string::npos)
       << refused.error_message();

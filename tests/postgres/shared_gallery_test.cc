@@ -20,7 +20,8 @@ using testing_util::Points;
 
 constexpr int kDim = 16;
 
-std::vector<CatalogItem> ItemsFrom(const Points& p, int64_t begin, int64_t end) {
+std::vector<CatalogItem> ItemsFrom(const Points& p, int64_t begin,
+                                   int64_t end) {
   std::vector<CatalogItem> items;
   for (int64_t i = begin; i < end; ++i) {
     CatalogItem item;
@@ -56,8 +57,8 @@ class SharedGalleryTest : public ::testing::Test {
     EXPECT_TRUE(catalog.ok()) << catalog.status();
     ReplicationOptions options;
     options.poll_interval = absl::Milliseconds(100);
-    auto gallery = Gallery::OpenShared(*std::move(catalog), "Flat", "l2", {},
-                                       options);
+    auto gallery =
+        Gallery::OpenShared(*std::move(catalog), "Flat", "l2", {}, options);
     EXPECT_TRUE(gallery.ok()) << gallery.status();
     return gallery.ok() ? *std::move(gallery) : nullptr;
   }
@@ -92,7 +93,8 @@ TEST_F(SharedGalleryTest, WritesThroughOneAreSearchableInTheOther) {
   ASSERT_EQ((*hits)[0].size(), 1u);
   EXPECT_EQ((*hits)[0][0].id, (*ids)[20]);
   EXPECT_EQ((*hits)[0][0].source, "synthetic:120");
-  EXPECT_EQ((*hits)[0][0].label_name, absl::StrCat("label-", points_.labels[120]));
+  EXPECT_EQ((*hits)[0][0].label_name,
+            absl::StrCat("label-", points_.labels[120]));
   ASSERT_TRUE(b->Remove({(*ids)[20]}).ok());
   ASSERT_TRUE(WaitForSize(*a, 149));
   EXPECT_GT(a->replication().applied_sequence, 0);
