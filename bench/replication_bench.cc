@@ -28,6 +28,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/index/pg_catalog.h"
 #include "tests/client/subprocess.h"
 #include "tests/postgres/pg_cluster.h"
 #include "tests/server/test_bundle.h"
@@ -36,6 +37,9 @@ ABSL_FLAG(int, adds, 300, "AddImages calls per backend");
 ABSL_FLAG(int, searches, 2000, "Search calls per backend");
 ABSL_FLAG(int, lag_seconds, 20, "Length of the replication-lag run");
 ABSL_FLAG(int, poll_ms, 500, "The replicas' --catalog_poll_ms");
+ABSL_FLAG(int, catchup_items, 100000,
+          "Items added to the catalog before a fourth replica starts (its "
+          "start-up time and memory are measured); 0 skips it");
 
 namespace embedsearch {
 namespace {
@@ -177,6 +181,37 @@ std::vector<double> Lags(Server& source, Server& target,
   return lags;
 }
 
+int64_t RssKiB(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atoll(line.c_str() + 6);
+  }
+  return 0;
+}
+
+// Adds `n` items with random embeddings straight into the generation.
+bool Grow(const std::string& dsn, const std::string& version, int n) {
+  auto catalog = PgCatalog::Open(dsn, 0, version);
+  if (!catalog.ok()) return false;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> g;
+  for (int begin = 0; begin < n; begin += 1000) {
+    std::vector<CatalogItem> items;
+    for (int i = begin; i < std::min(n, begin + 1000); ++i) {
+      CatalogItem item;
+      item.label_name = "Trouser";
+      item.source = absl::StrCat("bench:", i);
+      item.image_png = std::string(800, 'p');  // about a 28x28 PNG
+      item.embedding.resize((*catalog)->dim());
+      for (float& v : item.embedding) v = g(rng);
+      items.push_back(std::move(item));
+    }
+    if (!(*catalog)->Add(std::move(items)).ok()) return false;
+  }
+  return true;
+}
+
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -247,6 +282,56 @@ int Run() {
       "ms |\n",
       lags.size(), Percentile(lags, 0.5), Percentile(lags, 0.99),
       Percentile(lags, 1.0));
+  const int catchup = absl::GetFlag(FLAGS_catchup_items);
+  if (catchup <= 0) return 0;
+  v1::GetInfoResponse info;
+  replicas[1].stub->GetInfo(testing::MakeContext().get(), {}, &info);
+  const int64_t small_rss = RssKiB(replicas[1].process.pid());
+  const absl::Time grow_start = absl::Now();
+  if (!Grow(*dsn, info.model_version(), catchup)) return 1;
+  const double grow_seconds = absl::ToDoubleSeconds(absl::Now() - grow_start);
+  // The running replicas followed the bulk load through the change feed:
+  // wait (at most 10 min) until replica 1 holds what the catalog holds.
+  auto counter = PgCatalog::Open(*dsn, 0, info.model_version());
+  if (!counter.ok() || !(*counter)->Count().ok()) return 1;
+  const uint64_t grown = static_cast<uint64_t>(*(*counter)->Count());
+  v1::GetInfoResponse follower;
+  const absl::Time give_up = absl::Now() + absl::Minutes(10);
+  while (follower.gallery_size() != grown && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(10));
+    replicas[1].stub->GetInfo(testing::MakeContext().get(), {}, &follower);
+  }
+  if (follower.gallery_size() != grown) {
+    std::fprintf(stderr, "replica 1 holds %llu items, the catalog %llu\n",
+                 static_cast<unsigned long long>(follower.gallery_size()),
+                 static_cast<unsigned long long>(grown));
+    return 1;
+  }
+  const double follow_seconds =
+      absl::ToDoubleSeconds(absl::Now() - grow_start);
+  Server late;
+  const absl::Time start = absl::Now();
+  if (!Start(late, {"--bundle=" + bundle, "--catalog=" + *dsn, "--threads=1"},
+             dir + "/late.log")) {
+    return 1;
+  }
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  v1::GetInfoResponse late_info;
+  late.stub->GetInfo(testing::MakeContext().get(), {}, &late_info);
+  std::printf(
+      "| replica start (process start -> serving) with %llu items, %d of "
+      "them added since the others started | - | %.2f s, RSS %lld MiB (a "
+      "replica with %llu items: %lld MiB) |\n",
+      static_cast<unsigned long long>(late_info.gallery_size()), catchup,
+      seconds, static_cast<long long>(RssKiB(late.process.pid()) / 1024),
+      static_cast<unsigned long long>(info.gallery_size()),
+      static_cast<long long>(small_rss / 1024));
+  std::printf(
+      "| %d items committed in batches of 1000 by one writer, followed live "
+      "by the running replicas | - | committed in %.1f s; replica 1 had "
+      "applied all %.1f s after the first commit, RSS %lld MiB |\n",
+      catchup, grow_seconds, follow_seconds,
+      static_cast<long long>(RssKiB(replicas[1].process.pid()) / 1024));
   return 0;
 }
 
