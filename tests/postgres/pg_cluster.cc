@@ -93,9 +93,15 @@ absl::StatusOr<std::unique_ptr<PgCluster>> PgCluster::Start() {
                                     "--no-sync -E UTF8 --locale=C.UTF-8 >",
                                     c->dir_, "/initdb.log 2>&1")));
   if (!init.ok()) return init;
-  c->port_ = FreePort();
-  if (absl::Status s = c->StartAgain(); !s.ok()) return s;
-  return c;
+  // Another process may take the free port before the server binds it
+  // (tests run in parallel): try a few.
+  absl::Status started;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    c->port_ = FreePort();
+    started = c->StartAgain();
+    if (started.ok()) return c;
+  }
+  return started;
 }
 
 absl::Status PgCluster::StartAgain() {

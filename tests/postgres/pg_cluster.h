@@ -6,7 +6,9 @@
 // (runuser), since PostgreSQL refuses to run as root.
 //
 // The binaries are found in $EMBEDSEARCH_PG_BINDIR or the newest
-// /usr/lib/postgresql/*/bin. Not thread-safe.
+// /usr/lib/postgresql/*/bin. Not thread-safe. The server is a daemon
+// (pg_ctl): a test process killed before its destructor ran leaves it
+// running in /tmp/es-pg-*; `pg_ctl -D /tmp/es-pg-*/data stop` ends it.
 #ifndef EMBEDSEARCH_TESTS_POSTGRES_PG_CLUSTER_H_
 #define EMBEDSEARCH_TESTS_POSTGRES_PG_CLUSTER_H_
 
