@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# embedsearch image: gRPC server, client and trainer on Debian 12.
+# embedsearch image: gRPC server, client, trainer and the PostgreSQL catalog
+# tool (embedsearch-catalog) on Debian 12.
 #
 #   podman --runtime runc build --format docker --network host -t embedsearch .
 #   docker build -t embedsearch .
@@ -12,7 +13,7 @@
 #
 # Runtime configuration (environment, or flags after the subcommand; see
 # deploy/docker-entrypoint): EMBEDSEARCH_BUNDLE, EMBEDSEARCH_PORT,
-# EMBEDSEARCH_TOKEN, EMBEDSEARCH_THREADS.
+# EMBEDSEARCH_TOKEN, EMBEDSEARCH_THREADS, EMBEDSEARCH_CATALOG.
 
 ############################ build stage ######################################
 FROM debian:bookworm-slim AS build
@@ -24,7 +25,7 @@ RUN apt-get update \
       build-essential cmake pkg-config ca-certificates ccache \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libfaiss-dev libeigen3-dev libabsl-dev libsqlite3-dev libpng-dev \
-      libjpeg-dev zlib1g-dev libopenblas-dev prometheus-cpp-dev \
+      libjpeg-dev zlib1g-dev libopenblas-dev prometheus-cpp-dev libpq-dev \
       libssl-dev nlohmann-json3-dev libcli11-dev \
  && rm -rf /var/lib/apt/lists/*
 
@@ -39,7 +40,7 @@ COPY server server
 COPY client client
 
 ARG JOBS=2
-ARG TARGETS="embedsearch-server embedsearch-client embedsearch-trainer"
+ARG TARGETS="embedsearch-server embedsearch-client embedsearch-trainer embedsearch-catalog"
 # Portable code (-march=x86-64-v3 instead of the build machine's CPU).
 # ccache in a build cache mount: a rebuild after a small source change (the
 # container test after each commit) recompiles only what changed.

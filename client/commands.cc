@@ -429,6 +429,15 @@ int RunInfo(Call& c) {
           << " labels: " << absl::StrJoin(info.held_out_label_names(), ", ")
           << "\n";
   }
+  if (!info.catalog().empty()) {  // A shared PostgreSQL catalog.
+    c.out << "catalog       " << info.catalog()
+          << (info.catalog_reachable() ? "" : " (unreachable: writes refused)")
+          << "\n"
+          << "replication   applied sequence " << info.applied_sequence()
+          << absl::StrFormat(", lag %.1f ms",
+                             info.replication_lag_seconds() * 1000)
+          << "\n";
+  }
   if (info.stats_size() > 0) {
     std::vector<std::vector<std::string>> rows;
     for (const pb::LatencyStats& s : info.stats()) {

@@ -4,7 +4,8 @@
 usage: deploy/check-manifests.py [ROOT]   (ROOT: the source tree, default: the
        parent of this script's directory)
 
-Reads ROOT/Dockerfile, ROOT/deploy/compose.yaml and every
+Reads ROOT/Dockerfile, ROOT/deploy/postgres/Dockerfile (the catalog
+database's image), ROOT/deploy/compose.yaml and every
 ROOT/deploy/kubernetes/*.yaml, and checks that
   - every file parses (YAML, multi-document for Kubernetes);
   - every container (init containers and Jobs too) has CPU and memory requests
@@ -12,10 +13,11 @@ ROOT/deploy/kubernetes/*.yaml, and checks that
     read-only root file system and drops ALL capabilities;
   - every long-running container has readiness and liveness probes, and its
     gRPC probes, containerPort, EMBEDSEARCH_PORT and Service targetPort are
-    one port, the one the Dockerfile EXPOSEs; EMBEDSEARCH_METRICS_PORT and a
-    prometheus.io/port pod annotation name a containerPort too;
-  - every image is embedsearch:<the project VERSION of CMakeLists.txt>, the
-    same in compose and Kubernetes;
+    one port, the one their image's Dockerfile EXPOSEs; EMBEDSEARCH_METRICS_PORT
+    and a prometheus.io/port pod annotation name a containerPort too;
+  - every image is embedsearch:<the project VERSION of CMakeLists.txt> (or,
+    for the PostgreSQL catalog, embedsearch-postgres:<VERSION>), the same in
+    compose and Kubernetes;
   - selectors match pod labels; mounted volumes, claimed PVCs and ConfigMap
     keys read by env exist;
   - in compose: resources, healthchecks on long-running services, a
@@ -34,6 +36,17 @@ import yaml
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
 JOB_KINDS = {"Job", "CronJob"}
 IMAGE_REPOSITORY = "embedsearch"
+# The shared catalog's database (deploy/postgres/Dockerfile).
+DATABASE_IMAGE_REPOSITORY = "embedsearch-postgres"
+DOCKERFILES = {IMAGE_REPOSITORY: "Dockerfile",
+               DATABASE_IMAGE_REPOSITORY: os.path.join("deploy", "postgres", "Dockerfile")}
+
+
+def repository_of(image):
+    """"embedsearch" of "registry/embedsearch:0.1.0"."""
+    if not isinstance(image, str):
+        return None
+    return image.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
 
 
 class Checker:
@@ -46,14 +59,27 @@ class Checker:
 
     # ---- Dockerfile ---------------------------------------------------------
 
-    def dockerfile(self):
-        """Returns (exposed ports, user) of the final stage of the Dockerfile."""
-        path = os.path.join(self.root, "Dockerfile")
+    def dockerfiles(self):
+        """Returns ({repository: exposed ports}, user of the main image)."""
+        exposed, user = {}, None
+        for repository, rel in DOCKERFILES.items():
+            if repository != IMAGE_REPOSITORY and \
+                    not os.path.exists(os.path.join(self.root, rel)):
+                continue  # optional image
+            ports, image_user = self.dockerfile(rel)
+            exposed[repository] = ports
+            if repository == IMAGE_REPOSITORY:
+                user = image_user
+        return exposed, user
+
+    def dockerfile(self, rel="Dockerfile"):
+        """Returns (exposed ports, user) of the final stage of a Dockerfile."""
+        path = os.path.join(self.root, rel)
         try:
             with open(path) as f:
                 text = f.read()
         except OSError as e:
-            self.error("Dockerfile", f"cannot read: {e}")
+            self.error(rel, f"cannot read: {e}")
             return set(), None
         text = re.sub(r"\\\n", " ", text)  # join continuation lines
         stages = re.split(r"(?im)^\s*FROM\s", text)
@@ -65,11 +91,11 @@ class Checker:
         users = re.findall(r"(?im)^\s*USER\s+(\S+)", final)
         user = users[-1] if users else None
         if not ports:
-            self.error("Dockerfile", "final stage EXPOSEs no port")
+            self.error(rel, "final stage EXPOSEs no port")
         if user is None or user.split(":")[0] in ("0", "root"):
-            self.error("Dockerfile", f"final stage runs as root (USER {user})")
+            self.error(rel, f"final stage runs as root (USER {user})")
         if not re.search(r"(?im)^\s*HEALTHCHECK\s+.*CMD", final):
-            self.error("Dockerfile", "final stage has no HEALTHCHECK")
+            self.error(rel, "final stage has no HEALTHCHECK")
         return ports, user
 
     # ---- helpers --------------------------------------------------------------
@@ -92,10 +118,8 @@ class Checker:
         if not isinstance(image, str) or not image:
             self.error(where, "no image")
             return
-        name = image.split("@")[0]
-        last = name.rsplit("/", 1)[-1]
-        repository = last.split(":")[0]
-        if repository != IMAGE_REPOSITORY:
+        repository = repository_of(image)
+        if repository not in DOCKERFILES:
             self.error(where, f"image {image!r} is not the {IMAGE_REPOSITORY} image")
         images.add(image)
 
@@ -200,9 +224,10 @@ class Checker:
                         ports_by_name[p["name"]] = p.get("containerPort")
                 if not ports:
                     self.error(cw, "no containerPort")
+                image_exposed = exposed.get(repository_of(c.get("image")), set())
                 for p in ports:
-                    if exposed and p not in exposed:
-                        self.error(cw, f"containerPort {p} is not EXPOSEd by the Dockerfile {sorted(exposed)}")
+                    if image_exposed and p not in image_exposed:
+                        self.error(cw, f"containerPort {p} is not EXPOSEd by the Dockerfile {sorted(image_exposed)}")
                 env_port = self.env_value(c, "EMBEDSEARCH_PORT")
                 if env_port is not None and int(env_port) not in ports:
                     self.error(cw, f"EMBEDSEARCH_PORT {env_port} is not a containerPort {sorted(ports)}")
@@ -288,7 +313,7 @@ class Checker:
                          for pod_ports in matched for ports, by_name in pod_ports)
                 if not ok:
                     self.error(where, f"targetPort {target} is no containerPort of the selected pods")
-        if len(images) > 1:
+        if len(self.main_images(images)) > 1:
             self.error("deploy/kubernetes", f"containers use different images: {sorted(images)}")
         return images
 
@@ -353,17 +378,23 @@ class Checker:
                 container_ports.add(int(text.split(":")[-1].split("/")[0]))
             if not container_ports:
                 self.error(where, "publishes no port")
+            image_exposed = exposed.get(repository_of(s.get("image")), set())
             for p in container_ports:
-                if exposed and p not in exposed:
-                    self.error(where, f"container port {p} is not EXPOSEd by the Dockerfile {sorted(exposed)}")
+                if image_exposed and p not in image_exposed:
+                    self.error(where, f"container port {p} is not EXPOSEd by the Dockerfile {sorted(image_exposed)}")
                 known = {int(q) for q in (env_port, metrics_port) if q}
                 if env_port is not None and p not in known:
                     self.error(where, f"EMBEDSEARCH_PORT {env_port} differs from container port {p}")
             if metrics_port and int(metrics_port) not in container_ports:
                 self.error(where, f"EMBEDSEARCH_METRICS_PORT {metrics_port} is not published")
-        if len(images) > 1:
+        if len(self.main_images(images)) > 1:
             self.error(rel, f"services use different images: {sorted(images)}")
         return images
+
+    @staticmethod
+    def main_images(images):
+        """The embedsearch images among `images` (the database's is apart)."""
+        return {i for i in images if repository_of(i) == IMAGE_REPOSITORY}
 
     def project_version(self):
         try:
@@ -379,10 +410,10 @@ class Checker:
         return m.group(1)
 
     def run(self):
-        exposed, user = self.dockerfile()
+        exposed, user = self.dockerfiles()
         images = self.kubernetes(exposed) | self.compose(exposed, user)
         version = self.project_version()
-        if len(images) > 1:
+        if len(self.main_images(images)) > 1:
             self.error("deploy", f"compose and Kubernetes use different images: {sorted(images)}")
         for image in images:
             tag = image.rsplit("/", 1)[-1].partition(":")[2]

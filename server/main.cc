@@ -1,7 +1,9 @@
 // embedsearch-server: parses flags and calls RunServer.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -10,6 +12,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/index/pg_catalog.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, bundle, "",
@@ -50,6 +53,16 @@ ABSL_FLAG(std::string, allowed_bundle_roots, "",
 ABSL_FLAG(std::string, metrics_address, "",
           "host:port for Prometheus metrics over HTTP (GET /metrics), e.g. "
           "0.0.0.0:9464. Empty: no metrics endpoint.");
+ABSL_FLAG(std::string, catalog, "",
+          "Shared PostgreSQL catalog (postgresql://user@host:port/db or "
+          "key=value) that replicas serve and write together; falls back to "
+          "$EMBEDSEARCH_CATALOG. Empty: the bundle's own SQLite catalog. "
+          "Give the password through PGPASSWORD or ~/.pgpass; a DSN on the "
+          "command line is blanked out of the process arguments.");
+ABSL_FLAG(int, catalog_poll_ms, 500,
+          "With --catalog: longest wait for a change notification before "
+          "polling the change log anyway (bounds how late another "
+          "replica's write shows up when a notification is lost).");
 ABSL_FLAG(std::string, log_format, "text",
           "Request log on stderr: text (key=value), json or none.");
 
@@ -63,6 +76,24 @@ std::string ParentDirectory(const std::string& path) {
   return parent.empty() ? "." : parent.string();
 }
 
+// Overwrites the value of --catalog in the process's own argument memory
+// (what ps and /proc/PID/cmdline show), since it may carry a password.
+void ScrubCatalogArgument(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") return;
+    for (const char* name : {"--catalog", "-catalog"}) {
+      const std::string with_value = absl::StrCat(name, "=");
+      if (arg.rfind(with_value, 0) == 0) {
+        std::memset(argv[i] + with_value.size(), '*',
+                    arg.size() - with_value.size());
+      } else if (arg == name && i + 1 < argc) {
+        std::memset(argv[i + 1], '*', std::strlen(argv[i + 1]));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,6 +105,7 @@ int main(int argc, char** argv) {
       "  embedsearch-server --bundle=DIR [--address=0.0.0.0:50051] "
       "[--token=T] [--tls_cert=F --tls_key=F]");
   absl::ParseCommandLine(argc, argv);
+  ScrubCatalogArgument(argc, argv);
 
   embedsearch::ServerOptions options;
   options.bundle_path = absl::GetFlag(FLAGS_bundle);
@@ -113,6 +145,22 @@ int main(int argc, char** argv) {
   if (!embedsearch::ParseLogFormat(absl::GetFlag(FLAGS_log_format),
                                    &options.log_format)) {
     std::fprintf(stderr, "--log_format must be text, json or none\n");
+    return 2;
+  }
+  options.service.catalog = absl::GetFlag(FLAGS_catalog);
+  if (options.service.catalog.empty()) {
+    if (const char* env = std::getenv("EMBEDSEARCH_CATALOG")) {
+      options.service.catalog = env;
+    }
+  }
+  options.service.catalog_poll_interval =
+      absl::Milliseconds(std::max(1, absl::GetFlag(FLAGS_catalog_poll_ms)));
+  if (!options.service.catalog.empty() &&
+      !embedsearch::IsPostgresDsn(options.service.catalog)) {
+    std::fprintf(stderr,
+                 "--catalog must be a PostgreSQL connection string "
+                 "(postgresql://user@host:port/dbname or host=... "
+                 "dbname=...)\n");
     return 2;
   }
   if (options.service.max_k < 1) {

@@ -43,6 +43,13 @@ void SetHealth(grpc::Server* server, bool serving) {
   health->SetServingStatus(kServiceName, serving);
 }
 
+// " catalog=..." for a gallery on a shared catalog (its description has no
+// password); "" otherwise, so SQLite log lines are unchanged.
+std::string SharedCatalogLogField(const Gallery& gallery) {
+  if (!gallery.replication().shared) return "";
+  return absl::StrCat(" catalog=\"", gallery.catalog_description(), "\"");
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<EmbedSearchServer>> EmbedSearchServer::Start(
@@ -101,7 +108,8 @@ absl::StatusOr<std::unique_ptr<EmbedSearchServer>> EmbedSearchServer::Start(
     WriteEventLog(log_format, "bundle_loaded",
                   absl::StrCat("path=", bundle.dir(), " model_version=",
                                bundle.model_version(),
-                               " gallery_size=", bundle.gallery().size()));
+                               " gallery_size=", bundle.gallery().size(),
+                               SharedCatalogLogField(bundle.gallery())));
   });
   WriteEventLog(options.log_format, "listening",
                 absl::StrCat("address=", options.address, " port=", s->port_,

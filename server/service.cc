@@ -74,7 +74,11 @@ SearchService::SearchService(ServiceOptions options)
 
 absl::Status SearchService::LoadBundle(const std::string& dir) {
   std::unique_lock load_lock(load_mu_);
-  absl::StatusOr<std::unique_ptr<Bundle>> loaded = Bundle::Load(dir);
+  BundleLoadOptions load_options;
+  load_options.catalog = options_.catalog;
+  load_options.replication.poll_interval = options_.catalog_poll_interval;
+  absl::StatusOr<std::unique_ptr<Bundle>> loaded =
+      Bundle::Load(dir, load_options);
   metrics_->RecordBundleLoad(loaded.status());
   if (!loaded.ok()) {
     return Annotate(loaded.status(),
@@ -543,6 +547,12 @@ absl::StatusOr<v1::GetInfoResponse> SearchService::GetInfo(
   for (const std::string& name :
        bundle->manifest().class_split().held_out_classes()) {
     response.add_held_out_label_names(name);
+  }
+  if (const ReplicationStatus r = gallery.replication(); r.shared) {
+    response.set_catalog(gallery.catalog_description());
+    response.set_applied_sequence(static_cast<uint64_t>(r.applied_sequence));
+    response.set_replication_lag_seconds(absl::ToDoubleSeconds(r.lag));
+    response.set_catalog_reachable(r.catalog_reachable);
   }
   response.set_input_height(static_cast<uint32_t>(config.input_height));
   response.set_input_width(static_cast<uint32_t>(config.input_width));

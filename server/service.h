@@ -47,6 +47,13 @@ struct ServiceOptions {
   // Reload accepts only bundles inside these directories; empty (default)
   // disables Reload.
   std::vector<std::string> allowed_bundle_roots;
+  // Empty (default): each bundle's own SQLite catalog. A PostgreSQL
+  // connection string: every bundle loaded is served from that shared
+  // catalog (core/index/pg_catalog.h).
+  std::string catalog;
+  // Shared catalog: longest wait for a change notification before polling
+  // the change log anyway (bounds the lag after a lost notification).
+  absl::Duration catalog_poll_interval = absl::Milliseconds(500);  // default
 };
 
 class SearchService {

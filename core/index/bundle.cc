@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -12,9 +13,11 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/image/image.h"
+#include "core/index/pg_catalog.h"
 #include "core/index/sha256.h"
 #include "core/util/file.h"
 #include "core/util/status_macros.h"
@@ -230,7 +233,51 @@ absl::Status WriteBundle(const std::string& dir, const Encoder& encoder,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<Bundle>> Bundle::Load(const std::string& dir) {
+namespace {
+
+// The gallery of a bundle served from a shared PostgreSQL catalog: the
+// generation of the bundle's model version.
+absl::StatusOr<std::unique_ptr<Gallery>> OpenSharedGallery(
+    const v1::BundleManifest& manifest, const BundleLoadOptions& options) {
+  const std::string& version = manifest.model_version();
+  ASSIGN_OR_RETURN(std::vector<PgGeneration> generations,
+                   ListPgGenerations(options.catalog));
+  std::vector<std::string> published;
+  for (const PgGeneration& g : generations)
+    published.push_back(g.model_version);
+  if (std::find(published.begin(), published.end(), version) ==
+      published.end()) {
+    ASSIGN_OR_RETURN(std::string where, DescribePostgresDsn(options.catalog));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the PostgreSQL catalog (", where, ") holds embeddings of model ",
+        published.empty()
+            ? "version (none)"
+            : absl::StrCat("version ", absl::StrJoin(published, ", ")),
+        ", this bundle's model version is ", version,
+        ": refusing to serve it (publish it with `embedsearch-catalog publish "
+        "--bundle DIR`, or serve a bundle of a published version)"));
+  }
+  const int dim = static_cast<int>(manifest.dim());
+  absl::StatusOr<std::unique_ptr<PgCatalog>> catalog =
+      PgCatalog::Open(options.catalog, dim, version);
+  if (absl::IsNotFound(catalog.status()) ||
+      absl::IsInvalidArgument(catalog.status())) {
+    return absl::FailedPreconditionError(catalog.status().message());
+  }
+  RETURN_IF_ERROR(catalog.status());
+  if ((*catalog)->model_version() != version) {
+    return absl::DataLossError(absl::StrCat(
+        "the PostgreSQL catalog (", (*catalog)->description(), "): generation ",
+        version, " holds model version \"", (*catalog)->model_version(), "\""));
+  }
+  return Gallery::OpenShared(*std::move(catalog), manifest.index_spec(),
+                             manifest.metric(), {}, options.replication);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Bundle>> Bundle::Load(
+    const std::string& dir, const BundleLoadOptions& options) {
   const std::string manifest_path = Join(dir, kManifestFile);
   absl::StatusOr<std::string> manifest_bytes = ReadFile(manifest_path);
   if (absl::IsNotFound(manifest_bytes.status())) {
@@ -327,6 +374,13 @@ absl::StatusOr<std::unique_ptr<Bundle>> Bundle::Load(const std::string& dir) {
         ", the manifest says ", manifest.model_version()));
   }
 
+  if (!options.catalog.empty()) {
+    absl::StatusOr<std::unique_ptr<Gallery>> shared =
+        OpenSharedGallery(manifest, options);
+    if (!shared.ok()) return shared.status();
+    bundle->gallery_ = *std::move(shared);
+    return bundle;
+  }
   // catalog.db: exists, intact, right schema and dim (checked read-only
   // before anything may create or modify it).
   const std::string catalog_path = Join(dir, kCatalogFile);

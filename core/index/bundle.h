@@ -58,6 +58,15 @@ absl::Status WriteBundle(const std::string& dir, const Encoder& encoder,
                          const Dataset& gallery, const float* embeddings,
                          const BundleWriteOptions& options = {});
 
+struct BundleLoadOptions {
+  // Empty (default): the gallery is the bundle's own catalog.db. A
+  // PostgreSQL connection string: the gallery is that shared catalog (see
+  // pg_catalog.h; the bundle's catalog.db and index.faiss are not used),
+  // which must hold the bundle's model version.
+  std::string catalog;
+  ReplicationOptions replication;  // Shared catalogs only.
+};
+
 class Bundle {
  public:
   // Validates the manifest (format version, metric, index spec, dims and
@@ -67,7 +76,12 @@ class Bundle {
   // file and what is wrong: NotFound (missing file), DataLoss (corrupt
   // file or checksum mismatch), FailedPrecondition (files that disagree,
   // e.g. model dim vs manifest, or an unsupported format version).
-  static absl::StatusOr<std::unique_ptr<Bundle>> Load(const std::string& dir);
+  // With options.catalog set, the catalog checks are: reachable
+  // (Unavailable), schema and dim (FailedPrecondition), a published
+  // gallery of this bundle's model version (FailedPrecondition naming both
+  // versions otherwise).
+  static absl::StatusOr<std::unique_ptr<Bundle>> Load(
+      const std::string& dir, const BundleLoadOptions& options = {});
 
   const embedsearch::v1::BundleManifest& manifest() const { return manifest_; }
   const Encoder& encoder() const { return *encoder_; }

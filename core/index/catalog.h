@@ -23,22 +23,15 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/index/catalog_store.h"
 
 namespace embedsearch {
 
 inline constexpr int kCatalogSchemaVersion = 1;
 
-struct CatalogItem {
-  int64_t id = 0;  // Assigned by the catalog on Add when 0.
-  int32_t label = 0;
-  std::string label_name;
-  std::string source;
-  std::string image_png;
-  std::vector<float> embedding;
-  std::string model_version;
-};
-
-class Catalog {
+// The SQLite implementation of CatalogStore (catalog_store.h has the
+// contract of the methods it shares).
+class Catalog : public CatalogStore {
  public:
   // Creates the file and schema if missing. `dim` (> 0) is stored on
   // creation and must match the stored one on reopen (InvalidArgument
@@ -53,7 +46,7 @@ class Catalog {
   // mutation returns FailedPrecondition.
   static absl::StatusOr<std::unique_ptr<Catalog>> OpenReadOnly(
       const std::string& path, int expected_dim = 0);
-  ~Catalog();
+  ~Catalog() override;
   Catalog(const Catalog&) = delete;
   Catalog& operator=(const Catalog&) = delete;
 
@@ -64,34 +57,36 @@ class Catalog {
   // empty label_name takes the name of the existing `label`
   // (InvalidArgument if that label has no name). Embeddings must have dim
   // finite floats (InvalidArgument otherwise).
-  absl::StatusOr<std::vector<int64_t>> Add(std::vector<CatalogItem> items);
+  absl::StatusOr<std::vector<int64_t>> Add(
+      std::vector<CatalogItem> items) override;
   // Registers names[i] as label i (one transaction). Labels that exist
   // already must carry the same name (InvalidArgument otherwise). Used by
   // bundle writers so that catalog labels equal dataset labels.
-  absl::Status DefineLabels(const std::vector<std::string>& names);
+  absl::Status DefineLabels(const std::vector<std::string>& names) override;
   // One transaction. Returns how many of `ids` existed.
-  absl::StatusOr<int64_t> Remove(const std::vector<int64_t>& ids);
+  absl::StatusOr<int64_t> Remove(const std::vector<int64_t>& ids) override;
   // NotFound for an unknown id.
-  absl::StatusOr<CatalogItem> Get(int64_t id, bool with_image = true) const;
+  absl::StatusOr<CatalogItem> Get(int64_t id,
+                                  bool with_image = true) const override;
   // Items for many ids under one lock, in order; unknown ids give an item
   // with id 0 (so a concurrently removed hit can be skipped). No embeddings.
   absl::StatusOr<std::vector<CatalogItem>> GetMany(
-      const std::vector<int64_t>& ids, bool with_image) const;
-  absl::StatusOr<int64_t> Count() const;
+      const std::vector<int64_t>& ids, bool with_image) const override;
+  absl::StatusOr<int64_t> Count() const override;
   // All ids, ascending.
-  absl::StatusOr<std::vector<int64_t>> Ids() const;
+  absl::StatusOr<std::vector<int64_t>> Ids() const override;
   // Label names indexed by label (a gap in label numbers gives "").
-  absl::StatusOr<std::vector<std::string>> LabelNames() const;
+  absl::StatusOr<std::vector<std::string>> LabelNames() const override;
   // Every item, ordered by id, with its embedding (and image when asked).
   // `fn` must not call back into this catalog.
-  absl::Status ForEach(
-      const std::function<void(const CatalogItem&)>& fn,
-      bool with_image = false) const;
+  absl::Status ForEach(const std::function<void(const CatalogItem&)>& fn,
+                       bool with_image = false) const override;
   // PRAGMA integrity_check plus the schema (tables, version, dim):
   // DataLoss with SQLite's first complaint when it fails.
-  absl::Status CheckIntegrity() const;
-  int dim() const;
+  absl::Status CheckIntegrity() const override;
+  int dim() const override;
   const std::string& path() const;
+  std::string description() const override { return path(); }
 
  private:
   Catalog();

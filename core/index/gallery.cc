@@ -3,13 +3,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <mutex>
+#include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -26,13 +29,29 @@ struct Gallery::Impl {
   VectorIndexOptions index_options;
   std::string rebuild_reason;
   bool read_only = false;  // Set once in Open.
-  std::unique_ptr<Catalog> catalog;
+  std::unique_ptr<CatalogStore> catalog;
   std::unique_ptr<VectorIndex> index;  // Set once in Open; thread-safe.
   // Serializes writers so the catalog and the index see the same order.
   std::mutex write_mu;
   mutable std::mutex labels_mu;
   std::vector<std::string> label_names ABSL_GUARDED_BY(labels_mu);
   absl::flat_hash_map<std::string, int32_t> label_of ABSL_GUARDED_BY(labels_mu);
+
+  // Shared catalogs only (OpenShared).
+  ChangeFeed* feed = nullptr;
+  ReplicationOptions replication_options;
+  // Ids this gallery added itself and indexed at once; their change rows
+  // are skipped when the feed brings them. Guarded by write_mu.
+  absl::flat_hash_set<int64_t> own_adds;
+  mutable std::mutex replication_mu;
+  ReplicationStatus replication ABSL_GUARDED_BY(replication_mu);
+  std::atomic<bool> stopping{false};
+  std::thread follower;  // Joined by ~Impl.
+
+  ~Impl() {
+    stopping = true;
+    if (follower.joinable()) follower.join();
+  }
 
   std::string IndexPath() const { return absl::StrCat(dir, "/", kIndexFile); }
 
@@ -70,6 +89,87 @@ struct Gallery::Impl {
     RETURN_IF_ERROR(fresh->Add(vectors.data(), ids.data(), labels.data(),
                                static_cast<int64_t>(ids.size())));
     return fresh;
+  }
+
+  void Follow() {
+    while (!stopping) {
+      feed->WaitForChanges(replication_options.poll_interval);
+      if (!stopping) CatchUp();
+    }
+  }
+
+  // Applies every change after the applied sequence, batch by batch.
+  void CatchUp() {
+    for (;;) {
+      int64_t applied;
+      {
+        std::unique_lock lock(replication_mu);
+        applied = replication.applied_sequence;
+      }
+      absl::StatusOr<std::vector<CatalogChange>> changes =
+          feed->ChangesAfter(applied, replication_options.batch);
+      std::unique_lock lock(replication_mu);
+      replication.catalog_reachable = changes.ok();
+      replication.last_error = std::string(changes.status().message());
+      if (!changes.ok() || changes->empty()) return;
+      lock.unlock();
+      Apply(*changes);
+      if (stopping) return;
+    }
+  }
+
+  // One batch of changes, in order: consecutive adds go to the index in
+  // one call, consecutive removes in one call.
+  void Apply(const std::vector<CatalogChange>& changes) {
+    std::unique_lock lock(write_mu);
+    std::vector<float> vectors;
+    std::vector<int64_t> add_ids, remove_ids;
+    std::vector<int32_t> labels;
+    auto flush = [&] {
+      absl::Status s = index->Add(vectors.data(), add_ids.data(), labels.data(),
+                                  static_cast<int64_t>(add_ids.size()));
+      if (s.ok()) s = index->Remove(remove_ids);
+      if (!s.ok()) {
+        std::fprintf(stderr, "embedsearch: applying catalog changes: %s\n",
+                     std::string(s.message()).c_str());
+      }
+      vectors.clear();
+      add_ids.clear();
+      labels.clear();
+      remove_ids.clear();
+    };
+    for (const CatalogChange& c : changes) {
+      if (c.removed) {
+        if (!add_ids.empty()) flush();
+        remove_ids.push_back(c.id);
+        own_adds.erase(c.id);
+        continue;
+      }
+      // Gone again (a later change removes it) or indexed by our own Add.
+      if (c.item.id == 0 || own_adds.erase(c.id) > 0) continue;
+      if (!remove_ids.empty()) flush();
+      NoteLabel(c.item.label, c.item.label_name);
+      vectors.insert(vectors.end(), c.item.embedding.begin(),
+                     c.item.embedding.end());
+      add_ids.push_back(c.id);
+      labels.push_back(c.item.label);
+    }
+    flush();
+    std::unique_lock status_lock(replication_mu);
+    replication.applied_sequence = changes.back().sequence;
+    replication.lag = absl::Now() - changes.back().committed_at;
+  }
+
+  // A label another replica created.
+  void NoteLabel(int32_t label, const std::string& name) {
+    if (name.empty() || label < 0) return;
+    std::unique_lock lock(labels_mu);
+    if (label_of.contains(name)) return;
+    if (label_names.size() <= static_cast<size_t>(label)) {
+      label_names.resize(label + 1);
+    }
+    label_names[label] = name;
+    label_of[name] = label;
   }
 
   // Why the saved index cannot be used, or "" when it can.
@@ -148,6 +248,43 @@ absl::StatusOr<std::unique_ptr<Gallery>> Gallery::Open(
   return gallery;
 }
 
+absl::StatusOr<std::unique_ptr<Gallery>> Gallery::OpenShared(
+    std::unique_ptr<CatalogStore> catalog, const std::string& index_spec,
+    const std::string& metric, const VectorIndexOptions& index_options,
+    const ReplicationOptions& replication) {
+  if (catalog == nullptr || catalog->change_feed() == nullptr) {
+    return absl::InvalidArgumentError(
+        "OpenShared needs a catalog with a change feed (PostgreSQL)");
+  }
+  std::unique_ptr<Gallery> gallery(new Gallery());
+  Impl& m = *gallery->impl_;
+  m.dim = catalog->dim();
+  m.spec = index_spec;
+  m.metric = metric;
+  m.index_options = index_options;
+  m.feed = catalog->change_feed();
+  m.catalog = std::move(catalog);
+  m.replication_options = replication;
+  m.replication.shared = true;
+  RETURN_IF_ERROR(m.RefreshLabels());
+  ASSIGN_OR_RETURN(
+      m.index, VectorIndex::Create(index_spec, metric, m.dim, index_options));
+  std::vector<float> vectors;
+  std::vector<int64_t> ids;
+  std::vector<int32_t> labels;
+  ASSIGN_OR_RETURN(m.replication.applied_sequence,
+                   m.feed->Snapshot([&](const CatalogItem& item) {
+                     vectors.insert(vectors.end(), item.embedding.begin(),
+                                    item.embedding.end());
+                     ids.push_back(item.id);
+                     labels.push_back(item.label);
+                   }));
+  RETURN_IF_ERROR(m.index->Add(vectors.data(), ids.data(), labels.data(),
+                               static_cast<int64_t>(ids.size())));
+  m.follower = std::thread([&m] { m.Follow(); });
+  return gallery;
+}
+
 absl::StatusOr<std::vector<int64_t>> Gallery::Add(
     std::vector<CatalogItem> items) {
   Impl& m = *impl_;
@@ -174,6 +311,7 @@ absl::StatusOr<std::vector<int64_t>> Gallery::Add(
       if (!names[i].empty()) labels[i] = m.label_of.at(names[i]);
     }
   }
+  if (m.feed != nullptr) m.own_adds.insert(ids.begin(), ids.end());
   absl::Status indexed = m.index->Add(vectors.data(), ids.data(),
                                       labels.data(), n);
   if (!indexed.ok()) {
@@ -273,6 +411,15 @@ const std::string& Gallery::dir() const { return impl_->dir; }
 bool Gallery::read_only() const { return impl_->read_only; }
 const std::string& Gallery::rebuild_reason() const {
   return impl_->rebuild_reason;
+}
+
+ReplicationStatus Gallery::replication() const {
+  std::unique_lock lock(impl_->replication_mu);
+  return impl_->replication;
+}
+
+std::string Gallery::catalog_description() const {
+  return impl_->catalog->description();
 }
 
 absl::Status Gallery::SaveIndex() const {

@@ -11,6 +11,15 @@
 // Thread-safe: searches run concurrently with each other and with
 // Add/Remove (writers are serialized among themselves). A hit whose item is
 // removed between the index lookup and the catalog read is dropped.
+//
+// Shared catalogs (OpenShared, PostgreSQL): there is no directory and no
+// index file. The index is built from one snapshot of the catalog, then a
+// follower thread applies the catalog's change feed (woken by its
+// notifications, polling every ReplicationOptions::poll_interval), so
+// writes made through other replicas appear here within about one poll
+// interval; writes made through this gallery are searchable when Add
+// returns. While the catalog is unreachable, searches keep answering from
+// memory (without images) and Add/Remove fail with Unavailable.
 #ifndef EMBEDSEARCH_CORE_INDEX_GALLERY_H_
 #define EMBEDSEARCH_CORE_INDEX_GALLERY_H_
 
@@ -53,6 +62,23 @@ struct GallerySearchOptions {
   Times* times = nullptr;
 };
 
+struct ReplicationOptions {
+  // Longest wait for a change notification before polling the change log
+  // anyway (bounds the lag when a notification is lost).
+  absl::Duration poll_interval = absl::Milliseconds(500);  // default: 0.5 s
+  int batch = 1000;  // default: changes read per query
+};
+
+// Where a shared gallery's follower is (all zero for a private catalog).
+struct ReplicationStatus {
+  bool shared = false;
+  int64_t applied_sequence = 0;  // Last change applied to the index.
+  // Commit-to-apply delay of the last applied change.
+  absl::Duration lag = absl::ZeroDuration();
+  bool catalog_reachable = true;  // The last poll of the catalog worked.
+  std::string last_error;         // Why it did not ("" when it did).
+};
+
 class Gallery {
  public:
   // Opens (creating `dir` and the catalog if missing) catalog.db and
@@ -63,7 +89,15 @@ class Gallery {
   static absl::StatusOr<std::unique_ptr<Gallery>> Open(
       const std::string& dir, int dim, const std::string& index_spec,
       const std::string& metric, const VectorIndexOptions& index_options = {});
-  ~Gallery();
+  // Opens a gallery over a shared catalog that has a change feed
+  // (catalog->change_feed() != nullptr; InvalidArgument otherwise): builds
+  // the index from a snapshot and starts following the feed. The dim is
+  // the catalog's.
+  static absl::StatusOr<std::unique_ptr<Gallery>> OpenShared(
+      std::unique_ptr<CatalogStore> catalog, const std::string& index_spec,
+      const std::string& metric, const VectorIndexOptions& index_options = {},
+      const ReplicationOptions& replication = {});
+  ~Gallery();  // Stops the follower (if any) first.
   Gallery(const Gallery&) = delete;
   Gallery& operator=(const Gallery&) = delete;
 
@@ -89,6 +123,10 @@ class Gallery {
   bool read_only() const;
   // Why the last Open rebuilt the index ("" when index.faiss was used).
   const std::string& rebuild_reason() const;
+  ReplicationStatus replication() const;
+  // Where the catalog lives (a path, or a PostgreSQL description without
+  // password).
+  std::string catalog_description() const;
   // Persists index.faiss (atomically) so the next open needs no rebuild.
   absl::Status SaveIndex() const;
 

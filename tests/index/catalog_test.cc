@@ -1,9 +1,13 @@
 #include "core/index/catalog.h"
 
+#include <atomic>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
+#include "core/index/pg_catalog.h"
 #include "gtest/gtest.h"
 #include "tests/index/test_util.h"
+#include "tests/postgres/pg_cluster.h"
 
 namespace embedsearch {
 namespace {
@@ -13,9 +17,50 @@ using testing_util::TempDir;
 
 constexpr int kDim = 8;
 
-TEST(Catalog, AddsAndReadsBackEveryField) {
-  TempDir tmp;
-  auto catalog = Catalog::Open(tmp.file("c.db"), kDim);
+// The CatalogStore contract, run against both backends: SQLite (a file in
+// a temp dir) and PostgreSQL (a fresh database per test in this process's
+// throw-away cluster; see tests/postgres/pg_cluster.h).
+enum class Backend { kSqlite, kPostgres };
+
+class CatalogStoreTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() != Backend::kPostgres) return;
+    std::string why;
+    testing::PgCluster* cluster = testing::SharedPgCluster(&why);
+    ASSERT_NE(cluster, nullptr) << why;
+    static std::atomic<int> databases{0};
+    auto dsn = cluster->CreateDatabase(absl::StrCat("catalog_", databases++));
+    ASSERT_TRUE(dsn.ok()) << dsn.status();
+    dsn_ = *dsn;
+  }
+
+  // Opens (or reopens) this test's catalog.
+  absl::StatusOr<std::unique_ptr<CatalogStore>> Open(int dim) {
+    if (GetParam() == Backend::kPostgres) {
+      auto pg = PgCatalog::Open(dsn_, dim);
+      if (!pg.ok()) return pg.status();
+      return std::unique_ptr<CatalogStore>(*std::move(pg));
+    }
+    auto sqlite = Catalog::Open(tmp_.file("c.db"), dim);
+    if (!sqlite.ok()) return sqlite.status();
+    return std::unique_ptr<CatalogStore>(*std::move(sqlite));
+  }
+
+  TempDir tmp_;
+  std::string dsn_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, CatalogStoreTest,
+                         ::testing::Values(Backend::kSqlite,
+                                           Backend::kPostgres),
+                         [](const ::testing::TestParamInfo<Backend>& info) {
+                           return info.param == Backend::kSqlite ? "Sqlite"
+                                                                 : "Postgres";
+                         });
+
+TEST_P(CatalogStoreTest, AddsAndReadsBackEveryField) {
+  auto catalog = Open(kDim);
   ASSERT_TRUE(catalog.ok()) << catalog.status();
   std::vector<CatalogItem> items = {MakeItem(0, kDim), MakeItem(1, kDim)};
   auto ids = (*catalog)->Add(items);
@@ -36,9 +81,8 @@ TEST(Catalog, AddsAndReadsBackEveryField) {
   EXPECT_EQ(*(*catalog)->Count(), 2);
 }
 
-TEST(Catalog, NewLabelNamesGetTheNextLabel) {
-  TempDir tmp;
-  auto catalog = *Catalog::Open(tmp.file("c.db"), kDim);
+TEST_P(CatalogStoreTest, NewLabelNamesGetTheNextLabel) {
+  auto catalog = *Open(kDim);
   CatalogItem a = MakeItem(0, kDim), b = MakeItem(1, kDim),
               c = MakeItem(2, kDim);
   a.label_name = "shirt";
@@ -61,9 +105,8 @@ TEST(Catalog, NewLabelNamesGetTheNextLabel) {
   EXPECT_NE(bad.status().message().find("label 7"), std::string::npos);
 }
 
-TEST(Catalog, DefineLabelsFixesNumbersAndRefusesConflicts) {
-  TempDir tmp;
-  auto catalog = *Catalog::Open(tmp.file("c.db"), kDim);
+TEST_P(CatalogStoreTest, DefineLabelsFixesNumbersAndRefusesConflicts) {
+  auto catalog = *Open(kDim);
   ASSERT_TRUE(catalog->DefineLabels({"a", "b", "c"}).ok());
   ASSERT_TRUE(catalog->DefineLabels({"a", "b"}).ok());  // Same names: fine.
   EXPECT_EQ(catalog->DefineLabels({"a", "x"}).code(),
@@ -74,9 +117,8 @@ TEST(Catalog, DefineLabelsFixesNumbersAndRefusesConflicts) {
   EXPECT_EQ(catalog->Get(ids[0])->label, 2);
 }
 
-TEST(Catalog, ABatchWithABadItemAddsNothing) {
-  TempDir tmp;
-  auto catalog = *Catalog::Open(tmp.file("c.db"), kDim);
+TEST_P(CatalogStoreTest, ABatchWithABadItemAddsNothing) {
+  auto catalog = *Open(kDim);
   CatalogItem good = MakeItem(0, kDim);
   good.id = 5;
   ASSERT_TRUE(catalog->Add({good}).ok());
@@ -99,9 +141,8 @@ TEST(Catalog, ABatchWithABadItemAddsNothing) {
 
 // GetMany reads all rows in one read transaction; it must end it, or the
 // next write (BEGIN IMMEDIATE) on the connection would fail.
-TEST(Catalog, GetManyReadsInOrderAndLeavesTheConnectionWritable) {
-  TempDir tmp;
-  auto catalog = *Catalog::Open(tmp.file("c.db"), kDim);
+TEST_P(CatalogStoreTest, GetManyReadsInOrderAndLeavesTheConnectionWritable) {
+  auto catalog = *Open(kDim);
   auto ids = *catalog->Add({MakeItem(0, kDim), MakeItem(1, kDim), MakeItem(2, kDim)});
   for (int round = 0; round < 2; ++round) {
     auto got = catalog->GetMany({ids[2], 12345, ids[0]}, /*with_image=*/true);
@@ -125,9 +166,8 @@ TEST(Catalog, GetManyReadsInOrderAndLeavesTheConnectionWritable) {
   }
 }
 
-TEST(Catalog, RemovedIdsAreNeverReused) {
-  TempDir tmp;
-  auto catalog = *Catalog::Open(tmp.file("c.db"), kDim);
+TEST_P(CatalogStoreTest, RemovedIdsAreNeverReused) {
+  auto catalog = *Open(kDim);
   auto ids = *catalog->Add({MakeItem(0, kDim), MakeItem(1, kDim)});
   EXPECT_EQ(*catalog->Remove({ids[1], 12345}), 1);
   EXPECT_EQ(catalog->Get(ids[1]).status().code(), absl::StatusCode::kNotFound);
@@ -136,24 +176,22 @@ TEST(Catalog, RemovedIdsAreNeverReused) {
   EXPECT_EQ(*catalog->Ids(), (std::vector<int64_t>{ids[0], again[0]}));
 }
 
-TEST(Catalog, ReopenKeepsDataAndChecksDim) {
-  TempDir tmp;
+TEST_P(CatalogStoreTest, ReopenKeepsDataAndChecksDim) {
   std::vector<int64_t> ids;
   {
-    auto catalog = *Catalog::Open(tmp.file("c.db"), kDim);
+    auto catalog = *Open(kDim);
     ids = *catalog->Add({MakeItem(0, kDim), MakeItem(1, kDim)});
   }
-  auto reopened = Catalog::Open(tmp.file("c.db"), kDim);
+  auto reopened = Open(kDim);
   ASSERT_TRUE(reopened.ok()) << reopened.status();
   EXPECT_EQ(*(*reopened)->Ids(), ids);
-  auto wrong = Catalog::Open(tmp.file("c.db"), kDim + 1);
+  auto wrong = Open(kDim + 1);
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(wrong.status().message().find("8-d"), std::string::npos);
 }
 
-TEST(Catalog, ForEachVisitsInIdOrderWithEmbeddings) {
-  TempDir tmp;
-  auto catalog = *Catalog::Open(tmp.file("c.db"), kDim);
+TEST_P(CatalogStoreTest, ForEachVisitsInIdOrderWithEmbeddings) {
+  auto catalog = *Open(kDim);
   std::vector<CatalogItem> items;
   for (int i = 0; i < 20; ++i) items.push_back(MakeItem(i, kDim));
   auto ids = *catalog->Add(items);
