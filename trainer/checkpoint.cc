@@ -40,6 +40,28 @@ absl::StatusOr<v1::EncoderConfigProto> ModelConfigOf(const std::string& model,
   return proto.config();
 }
 
+v1::RetrievalMetricsProto MetricsToProto(const RetrievalMetrics& m) {
+  v1::RetrievalMetricsProto p;
+  p.set_queries(m.queries);
+  p.set_precision_at_1(m.precision_at_1);
+  p.set_recall_at_1(m.recall_at_1);
+  p.set_recall_at_5(m.recall_at_5);
+  p.set_recall_at_10(m.recall_at_10);
+  p.set_map_at_r(m.map_at_r);
+  return p;
+}
+
+RetrievalMetrics MetricsFromProto(const v1::RetrievalMetricsProto& p) {
+  RetrievalMetrics m;
+  m.queries = p.queries();
+  m.precision_at_1 = p.precision_at_1();
+  m.recall_at_1 = p.recall_at_1();
+  m.recall_at_5 = p.recall_at_5();
+  m.recall_at_10 = p.recall_at_10();
+  m.map_at_r = p.map_at_r();
+  return m;
+}
+
 }  // namespace
 
 v1::TrainingRunOptions RunOptionsOf(const TrainerOptions& o) {
@@ -128,20 +150,9 @@ v1::EpochRecordProto EpochRecordToProto(const EpochRecord& r) {
   p.set_seconds(r.seconds);
   p.set_images_per_second(r.images_per_second);
   p.set_evaluated(r.evaluated);
-  p.set_queries(r.metrics.queries);
-  p.set_precision_at_1(r.metrics.precision_at_1);
-  p.set_recall_at_1(r.metrics.recall_at_1);
-  p.set_recall_at_5(r.metrics.recall_at_5);
-  p.set_recall_at_10(r.metrics.recall_at_10);
-  p.set_map_at_r(r.metrics.map_at_r);
+  *p.mutable_metrics() = MetricsToProto(r.metrics);
   p.set_held_out_evaluated(r.held_out_evaluated);
-  v1::RetrievalMetricsProto* h = p.mutable_held_out();
-  h->set_queries(r.held_out.queries);
-  h->set_precision_at_1(r.held_out.precision_at_1);
-  h->set_recall_at_1(r.held_out.recall_at_1);
-  h->set_recall_at_5(r.held_out.recall_at_5);
-  h->set_recall_at_10(r.held_out.recall_at_10);
-  h->set_map_at_r(r.held_out.map_at_r);
+  *p.mutable_held_out() = MetricsToProto(r.held_out);
   return p;
 }
 
@@ -156,20 +167,9 @@ EpochRecord EpochRecordFromProto(const v1::EpochRecordProto& p) {
   r.seconds = p.seconds();
   r.images_per_second = p.images_per_second();
   r.evaluated = p.evaluated();
-  r.metrics.queries = p.queries();
-  r.metrics.precision_at_1 = p.precision_at_1();
-  r.metrics.recall_at_1 = p.recall_at_1();
-  r.metrics.recall_at_5 = p.recall_at_5();
-  r.metrics.recall_at_10 = p.recall_at_10();
-  r.metrics.map_at_r = p.map_at_r();
+  r.metrics = MetricsFromProto(p.metrics());
   r.held_out_evaluated = p.held_out_evaluated();
-  const v1::RetrievalMetricsProto& h = p.held_out();
-  r.held_out.queries = h.queries();
-  r.held_out.precision_at_1 = h.precision_at_1();
-  r.held_out.recall_at_1 = h.recall_at_1();
-  r.held_out.recall_at_5 = h.recall_at_5();
-  r.held_out.recall_at_10 = h.recall_at_10();
-  r.held_out.map_at_r = h.map_at_r();
+  r.held_out = MetricsFromProto(p.held_out());
   return r;
 }
 
