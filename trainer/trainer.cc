@@ -278,6 +278,7 @@ class TrainingRun {
   HeldOutClasses held_out_;  // empty without --holdout_classes
   // BuildModel (Restore replaces encoder_ and optimizer_).
   std::unique_ptr<Encoder> encoder_;
+  int dim_ = 0;  // embedding width: encoder_->dim() (not --dim with --arch)
   int classes_ = 0;
   Parameter class_vectors_;
   std::unique_ptr<Optimizer> optimizer_;
@@ -338,8 +339,9 @@ absl::Status TrainingRun::BuildModel() {
   if (!data_.gallery_is_train) config.preprocessing = MeasuredPreprocessing(train);
   ASSIGN_OR_RETURN(encoder_, Encoder::Create(config, o_.seed));
   encoder_->set_threads(o_.threads);
+  dim_ = encoder_->dim();  // --dim, or the last layer's width with --arch
   classes_ = static_cast<int>(train.label_names.size());
-  class_vectors_ = MakeClassVectors(uses_class_vectors_ ? classes_ : 0, o_.dim, o_.seed);
+  class_vectors_ = MakeClassVectors(uses_class_vectors_ ? classes_ : 0, dim_, o_.seed);
   optimizer_ = MakeOptimizer(o_, *encoder_, uses_class_vectors_ ? &class_vectors_ : nullptr);
 
   PkSamplerOptions pk;
@@ -443,7 +445,7 @@ absl::Status TrainingRun::PlanSteps() {
   loss_options_.beta = o_.beta;
 
   const Dataset& train = data_.train;
-  const int dim = o_.dim;
+  const int dim = dim_;
   batch_ = o_.classes_per_batch * o_.images_per_class;
   pixels_ = train.image_bytes();
   batch_pixels_.resize(batch_ * pixels_);
@@ -469,7 +471,7 @@ absl::StatusOr<ClassEnergyLossResult> TrainingRun::ClassLoss(
     const float* emb, EmbeddingLossKind kind, const EbmOptions& eo, double weight,
     bool train_class_vectors) {
   ASSIGN_OR_RETURN(ClassEnergyLossResult c,
-                   ClassEnergyLoss(emb, batch_, o_.dim, batch_labels_.data(),
+                   ClassEnergyLoss(emb, batch_, dim_, batch_labels_.data(),
                                    class_vectors_.value.data(), classes_,
                                    ToEbmLossKind(kind), eo));
   if (train_class_vectors) {
@@ -487,7 +489,7 @@ absl::StatusOr<EmbeddingLossResult> TrainingRun::ComputeLoss(
   eo.margin = lo.margin;
   eo.beta = lo.beta;
   if (!class_answers_) {
-    ASSIGN_OR_RETURN(EmbeddingLossResult r, ComputeEmbeddingLoss(emb, batch_, o_.dim,
+    ASSIGN_OR_RETURN(EmbeddingLossResult r, ComputeEmbeddingLoss(emb, batch_, dim_,
                                                                  batch_labels_.data(), lo));
     if (o_.class_weight > 0) {
       ASSIGN_OR_RETURN(ClassEnergyLossResult c,
@@ -542,7 +544,7 @@ absl::Status TrainingRun::TrainStep() {
   encoder_->Backward(loss.grad.data());
   last_lr_ = LearningRateAt(o_, global_step_, total_steps_, steps_per_epoch_);
   optimizer_->Step(static_cast<float>(last_lr_));
-  const double spread = EmbeddingSpread(embeddings_.data(), batch_, o_.dim);
+  const double spread = EmbeddingSpread(embeddings_.data(), batch_, dim_);
   double trivial = loss.loss + 1e9;  // only computed when it matters
   if (spread < 0.05) {
     absl::StatusOr<EmbeddingLossResult> t = ComputeLoss(same_.data(), lo, false);
@@ -600,7 +602,7 @@ absl::Status TrainingRun::Evaluate(EpochRecord* rec) {
   std::vector<int32_t> gl(train.labels.begin(), train.labels.end());
   std::vector<int32_t> ql(test.labels.begin(), test.labels.end());
   ASSIGN_OR_RETURN(rec->metrics, EvaluateRetrieval(gallery_emb_.data(), gl, query_emb_.data(),
-                                                   ql, o_.dim, {.threads = o_.threads}));
+                                                   ql, dim_, {.threads = o_.threads}));
   rec->evaluated = true;
   gallery_emb_current_ = true;
   return EvaluateHeldOutClasses(held_out_, *encoder_, o_.threads, rec);
@@ -621,7 +623,7 @@ absl::Status TrainingRun::WriteOutputs(bool with_embedding_map) {
   const std::string title = absl::StrFormat(
       "%s loss, %s, margin %g, dim %d", EmbeddingLossKindName(o_.loss),
       class_answers_ ? "class answers" : absl::StrCat(MiningName(o_.mining), " mining"),
-      EffectiveMargin(o_), o_.dim);
+      EffectiveMargin(o_), dim_);
   RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(o_.work_dir, "/training_curve.svg"),
                                       TrainingCurveSvg(points, title)));
   if (!with_embedding_map || query_emb_.empty()) return absl::OkStatus();
@@ -629,7 +631,7 @@ absl::Status TrainingRun::WriteOutputs(bool with_embedding_map) {
   std::vector<int32_t> ql(test.labels.begin(), test.labels.end());
   return WriteFileAtomically(
       absl::StrCat(o_.work_dir, "/embedding_map.svg"),
-      EmbeddingMapSvg(query_emb_.data(), static_cast<int64_t>(test.size()), o_.dim, ql,
+      EmbeddingMapSvg(query_emb_.data(), static_cast<int64_t>(test.size()), dim_, ql,
                       test.label_names,
                       absl::StrFormat("test embeddings (PCA), epoch %d",
                                       history_.empty() ? 0 : history_.back().epoch)));
