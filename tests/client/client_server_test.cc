@@ -4,6 +4,7 @@
 // the gallery; reading the 10k split is much cheaper than the 60k one), the
 // reference encoder with seeded random weights, and an exact "Flat" index.
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <regex>
@@ -98,8 +99,10 @@ class ClientServerTest : public ::testing::Test {
   void SetUp() override { ASSERT_EQ(*setup_error_, "") << "suite setup failed"; }
 
   static std::string StartAll() {
-    char dir_template[] = "/tmp/es-client-test-XXXXXX";
-    if (mkdtemp(dir_template) == nullptr) return "mkdtemp failed";
+    const char* tmp = getenv("TMPDIR");
+    std::string dir_template =
+        absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/es-client-test-XXXXXX");
+    if (mkdtemp(dir_template.data()) == nullptr) return "mkdtemp failed";
     dir_ = new std::string(dir_template);
     absl::StatusOr<Dataset> test =
         LoadFashionMnist(EMBEDSEARCH_FASHION_MNIST_DIR, "t10k");
