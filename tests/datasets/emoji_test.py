@@ -4,11 +4,14 @@
     emoji_test.py REPO network   a real build (fetches into REPO/out/cache/npm)
 """
 
+import http.server
 import json
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 REPO = sys.argv[1] if len(sys.argv) > 1 else "."
@@ -40,6 +43,29 @@ class Failures(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("emoji-datasource-apple", r.stderr)
         self.assertIn("failed", r.stderr)
+        self.assertNoDataSetAndNoDebris()
+
+    def test_untrusted_registry_certificate_says_how_to_trust_it(self):
+        # A real TLS registry on loopback whose self-signed certificate npm
+        # does not know, as behind a TLS-inspecting proxy.
+        key, cert = (os.path.join(self.dir.name, n) for n in ("key.pem", "cert.pem"))
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-subj", "/CN=127.0.0.1", "-days", "1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            r = run(self.out, self.cache,
+                    npm_config_registry=f"https://127.0.0.1:{server.server_port}/",
+                    npm_config_fetch_retries="0")
+        finally:
+            server.shutdown()
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("emoji-datasource-apple", r.stderr)
+        self.assertIn("NODE_EXTRA_CA_CERTS", r.stderr)
         self.assertNoDataSetAndNoDebris()
 
     def test_corrupt_cached_tarball_stops_naming_the_package(self):
