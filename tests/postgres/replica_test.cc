@@ -123,29 +123,14 @@ std::vector<std::vector<int64_t>> Answers(Replica& r, int dim, int queries) {
 }
 
 // True when `id` is in `r`'s index: a search by its own embedding finds it.
-bool Finds(Replica& r, int64_t id) {
-  v1::SearchRequest request;
-  request.set_id(id);
-  request.set_k(20);
-  v1::SearchResponse response;
-  if (!r.stub->Search(testing::MakeContext().get(), request, &response).ok()) {
-    return false;
-  }
-  for (const v1::Hit& hit : response.hits()) {
-    if (hit.id() == id) return true;
-  }
-  return false;
-}
+bool Finds(Replica& r, int64_t id) { return testing::FindsById(*r.stub, id); }
 
 class ReplicaTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why;
-    cluster_ = testing::SharedPgCluster(&why);
-    ASSERT_NE(cluster_, nullptr) << why;
-    static int databases = 0;
-    auto dsn = cluster_->CreateDatabase(absl::StrCat("replicas_", databases++));
+    auto dsn = testing::NewPgDatabase("replicas");
     ASSERT_TRUE(dsn.ok()) << dsn.status();
+    cluster_ = testing::SharedPgCluster();  // Started by NewPgDatabase.
     dsn_ = *dsn;
     dir_ = testing::MakeTempDir("es-replicas");
     bundle_ = dir_ + "/bundle";
