@@ -99,6 +99,7 @@ absl::StatusOr<std::vector<OtherGeneration>> WrittenOrServed(
 // it (docs/deploy.md, "Model versions: generations").
 void WarnNotCarriedOver(const std::vector<OtherGeneration>& others,
                         const std::string& version) {
+  std::fflush(stdout);  // After the "published" line, also when piped.
   for (const OtherGeneration& o : others) {
     const embedsearch::PgGeneration& g = o.generation;
     const char* old_version = g.model_version.c_str();
