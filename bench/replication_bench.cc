@@ -127,19 +127,7 @@ double SearchesPerSecond(Server& s, int n) {
   return n / absl::ToDoubleSeconds(absl::Now() - start);
 }
 
-bool Finds(Server& s, int64_t id) {
-  v1::SearchRequest request;
-  request.set_id(id);
-  request.set_k(20);
-  v1::SearchResponse response;
-  if (!s.stub->Search(testing::MakeContext().get(), request, &response).ok()) {
-    return false;
-  }
-  for (const v1::Hit& hit : response.hits()) {
-    if (hit.id() == id) return true;
-  }
-  return false;
-}
+bool Finds(Server& s, int64_t id) { return testing::FindsById(*s.stub, id); }
 
 // Writer through `source`, watcher on `target`: ack -> visible, in ms.
 std::vector<double> Lags(Server& source, Server& target,

@@ -393,20 +393,26 @@ int RunInfo(Call& c) {
     }
     const std::vector<std::string> labels(info.label_names().begin(),
                                           info.label_names().end());
-    c.out << JsonText({{"model_version", info.model_version()},
-                       {"dim", info.dim()},
-                       {"metric", info.metric()},
-                       {"index_spec", info.index_spec()},
-                       {"gallery_size", info.gallery_size()},
-                       {"label_names", labels},
-                       {"bundle_path", info.bundle_path()},
-                       {"read_only", info.read_only()},
-                       {"input_height", info.input_height()},
-                       {"input_width", info.input_width()},
-                       {"input_channels", info.input_channels()},
-                       {"uptime_seconds", JsonNumber(info.uptime_seconds())},
-                       {"stats", stats}})
-          << "\n";
+    Json doc = {{"model_version", info.model_version()},
+                {"dim", info.dim()},
+                {"metric", info.metric()},
+                {"index_spec", info.index_spec()},
+                {"gallery_size", info.gallery_size()},
+                {"label_names", labels},
+                {"bundle_path", info.bundle_path()},
+                {"read_only", info.read_only()},
+                {"input_height", info.input_height()},
+                {"input_width", info.input_width()},
+                {"input_channels", info.input_channels()},
+                {"uptime_seconds", JsonNumber(info.uptime_seconds())},
+                {"stats", stats}};
+    if (!info.catalog().empty()) {  // A shared PostgreSQL catalog.
+      doc["catalog"] = info.catalog();
+      doc["catalog_reachable"] = info.catalog_reachable();
+      doc["applied_sequence"] = info.applied_sequence();
+      doc["replication_lag_seconds"] = JsonNumber(info.replication_lag_seconds());
+    }
+    c.out << JsonText(doc) << "\n";
     return kExitOk;
   }
   c.out << "server        " << c.options.server << "\n"

@@ -316,6 +316,21 @@ absl::StatusOr<std::vector<PgGeneration>> ListPgGenerations(
   return out;
 }
 
+absl::StatusOr<int64_t> CountPgChangesSincePublished(
+    const std::string& dsn, const PgGeneration& generation) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, AdminConnection(dsn));
+  // The copy committed its changes before the registration's now().
+  ASSIGN_OR_RETURN(
+      Result r,
+      conn->Exec(absl::StrCat(
+                     "SELECT count(*)::int8 FROM \"", generation.schema,
+                     "\".embedsearch_changes WHERE committed_at > "
+                     "(SELECT published_at FROM public.embedsearch_generations"
+                     " WHERE model_version = $1)"),
+                 {{generation.model_version}}));
+  return Int64At(r.get(), 0, 0);
+}
+
 absl::Status DropPgGeneration(const std::string& dsn,
                               const std::string& model_version, bool force) {
   ASSIGN_OR_RETURN(std::vector<PgGeneration> generations,

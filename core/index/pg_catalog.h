@@ -78,6 +78,12 @@ struct PgGeneration {
 // Published generations, oldest first.
 absl::StatusOr<std::vector<PgGeneration>> ListPgGenerations(
     const std::string& dsn);
+// Adds and removes committed to `generation` after publish registered it:
+// the writes made through servers (AddImages/RemoveImages), which a later
+// generation, published from a bundle, does not have. Scans the
+// generation's change log. Unavailable when PostgreSQL cannot be reached.
+absl::StatusOr<int64_t> CountPgChangesSincePublished(
+    const std::string& dsn, const PgGeneration& generation);
 // Drops a generation's schema and registration. FailedPrecondition while
 // servers are connected to it (unless `force`), NotFound for an unknown one.
 absl::Status DropPgGeneration(const std::string& dsn,

@@ -2,15 +2,19 @@
 //
 //   embedsearch-catalog publish --bundle DIR [--catalog DSN]
 //                               [--skip_if_published]
-//       copies the bundle's gallery into an empty PostgreSQL catalog
+//       copies the bundle's gallery into an empty PostgreSQL catalog; warns
+//       (stderr) for every other generation that servers use or wrote to:
+//       those writes are not carried into the new one
 //   embedsearch-catalog generations [--catalog DSN]
 //       lists the published generations (model versions) with their size,
-//       newest change sequence and how many server connections use them
+//       newest change sequence, changes made through servers since publish
+//       and how many server connections use them
 //   embedsearch-catalog drop --model_version V [--force] [--catalog DSN]
 //       drops a generation no server uses any more
 //
 // The DSN falls back to $EMBEDSEARCH_CATALOG; give the password through
 // PGPASSWORD or ~/.pgpass (never printed).
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -63,15 +67,69 @@ absl::StatusOr<std::string> BundleVersion(const std::string& dir) {
   return manifest.model_version();
 }
 
+// Another generation, at its newest change before the publish.
+struct OtherGeneration {
+  embedsearch::PgGeneration generation;
+  int64_t written = 0;  // Changes through servers since it was published.
+  int64_t sequence = 0;
+};
+
+// The generations other than `version` that servers use or wrote to:
+// publish copies the bundle, so their writes are not in `version`.
+absl::StatusOr<std::vector<OtherGeneration>> WrittenOrServed(
+    const std::string& dsn, const std::string& version) {
+  auto generations = embedsearch::ListPgGenerations(dsn);
+  if (!generations.ok()) return generations.status();
+  std::vector<OtherGeneration> others;
+  for (const auto& g : *generations) {
+    if (g.model_version == version) continue;
+    auto written = embedsearch::CountPgChangesSincePublished(dsn, g);
+    if (!written.ok()) return written.status();
+    if (g.connections == 0 && *written == 0) continue;
+    auto catalog = embedsearch::PgCatalog::Open(dsn, 0, g.model_version);
+    if (!catalog.ok()) return catalog.status();
+    auto sequence = (*catalog)->LatestSequence();
+    if (!sequence.ok()) return sequence.status();
+    others.push_back({g, *written, *sequence});
+  }
+  return others;
+}
+
+// Names what is not carried into `version`, what to do and where to find
+// it (docs/deploy.md, "Model versions: generations").
+void WarnNotCarriedOver(const std::vector<OtherGeneration>& others,
+                        const std::string& version) {
+  std::fflush(stdout);  // After the "published" line, also when piped.
+  for (const OtherGeneration& o : others) {
+    const embedsearch::PgGeneration& g = o.generation;
+    const char* old_version = g.model_version.c_str();
+    std::fprintf(
+        stderr,
+        "embedsearch-catalog: warning: generation %s (%lld server "
+        "connections now) holds %lld adds/removes made through servers since "
+        "it was published. They, and writes to %s after change %lld (through "
+        "replicas not yet reloaded with %s), are NOT carried into %s. Pause "
+        "writes until every replica serves %s, then re-add what should stay; "
+        "the changes are: SELECT seq, op, image_id FROM "
+        "\"%s\".embedsearch_changes WHERE committed_at > (SELECT "
+        "published_at FROM public.embedsearch_generations WHERE "
+        "model_version = '%s')\n",
+        old_version, static_cast<long long>(g.connections),
+        static_cast<long long>(o.written), old_version,
+        static_cast<long long>(o.sequence), version.c_str(), version.c_str(),
+        version.c_str(), g.schema.c_str(), old_version);
+  }
+}
+
 int Publish(const std::string& dsn) {
   const std::string bundle = absl::GetFlag(FLAGS_bundle);
   if (bundle.empty()) {
     std::fprintf(stderr, "embedsearch-catalog publish needs --bundle DIR\n");
     return 2;
   }
+  absl::StatusOr<std::string> version = BundleVersion(bundle);
+  if (!version.ok()) return Fail(version.status());
   if (absl::GetFlag(FLAGS_skip_if_published)) {
-    absl::StatusOr<std::string> version = BundleVersion(bundle);
-    if (!version.ok()) return Fail(version.status());
     absl::StatusOr<bool> published = IsPublished(dsn, *version);
     if (!published.ok()) return Fail(published.status());
     if (*published) {
@@ -79,20 +137,26 @@ int Publish(const std::string& dsn) {
       return 0;
     }
   }
+  // Read before the copy: writes during it are not carried over either.
+  absl::StatusOr<std::vector<OtherGeneration>> others =
+      WrittenOrServed(dsn, *version);
+  if (!others.ok()) return Fail(others.status());
   absl::StatusOr<embedsearch::PublishResult> published =
       embedsearch::PublishBundle(bundle, dsn);
   if (!published.ok()) return Fail(published.status());
   std::printf("published %lld images of model version %s to %s\n",
               static_cast<long long>(published->items),
               published->model_version.c_str(), published->catalog.c_str());
+  WarnNotCarriedOver(*others, *version);
   return 0;
 }
 
 int Generations(const std::string& dsn) {
   auto generations = embedsearch::ListPgGenerations(dsn);
   if (!generations.ok()) return Fail(generations.status());
-  std::printf("%-24s %-22s %12s %12s  %s\n", "model version", "published",
-              "images", "sequence", "connections");
+  std::printf("%-24s %-22s %12s %12s %14s  %s\n", "model version",
+              "published", "images", "sequence", "online changes",
+              "connections");
   for (const auto& g : *generations) {
     auto catalog = embedsearch::PgCatalog::Open(dsn, 0, g.model_version);
     if (!catalog.ok()) return Fail(catalog.status());
@@ -100,9 +164,13 @@ int Generations(const std::string& dsn) {
     if (!count.ok()) return Fail(count.status());
     auto sequence = (*catalog)->LatestSequence();
     if (!sequence.ok()) return Fail(sequence.status());
-    std::printf("%-24s %-22s %12lld %12lld  %lld\n", g.model_version.c_str(),
-                g.published_at.c_str(), static_cast<long long>(*count),
+    auto written = embedsearch::CountPgChangesSincePublished(dsn, g);
+    if (!written.ok()) return Fail(written.status());
+    std::printf("%-24s %-22s %12lld %12lld %14lld  %lld\n",
+                g.model_version.c_str(), g.published_at.c_str(),
+                static_cast<long long>(*count),
                 static_cast<long long>(*sequence),
+                static_cast<long long>(*written),
                 static_cast<long long>(g.connections));
   }
   return 0;

@@ -1,6 +1,5 @@
 #include "core/index/catalog.h"
 
-#include <atomic>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -26,11 +25,7 @@ class CatalogStoreTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     if (GetParam() != Backend::kPostgres) return;
-    std::string why;
-    testing::PgCluster* cluster = testing::SharedPgCluster(&why);
-    ASSERT_NE(cluster, nullptr) << why;
-    static std::atomic<int> databases{0};
-    auto dsn = cluster->CreateDatabase(absl::StrCat("catalog_", databases++));
+    auto dsn = testing::NewPgDatabase("catalog");
     ASSERT_TRUE(dsn.ok()) << dsn.status();
     dsn_ = *dsn;
   }

@@ -5,7 +5,6 @@
 
 #include <libpq-fe.h>
 
-#include <atomic>
 #include <set>
 #include <thread>
 
@@ -24,11 +23,7 @@ constexpr int kDim = 8;
 class PgCatalogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why;
-    cluster_ = testing::SharedPgCluster(&why);
-    ASSERT_NE(cluster_, nullptr) << why;
-    static std::atomic<int> databases{0};
-    auto dsn = cluster_->CreateDatabase(absl::StrCat("pg_", databases++));
+    auto dsn = testing::NewPgDatabase("pg");
     ASSERT_TRUE(dsn.ok()) << dsn.status();
     dsn_ = *dsn;
   }
@@ -42,7 +37,6 @@ class PgCatalogTest : public ::testing::Test {
     PQfinish(conn);
   }
 
-  testing::PgCluster* cluster_ = nullptr;
   std::string dsn_;
 };
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <vector>
 
@@ -167,6 +168,14 @@ PgCluster* SharedPgCluster(std::string* why) {
     return nullptr;
   }
   return cluster->value().get();
+}
+
+absl::StatusOr<std::string> NewPgDatabase(const std::string& prefix) {
+  std::string why;
+  PgCluster* cluster = SharedPgCluster(&why);
+  if (cluster == nullptr) return absl::FailedPreconditionError(why);
+  static std::atomic<int> databases{0};
+  return cluster->CreateDatabase(absl::StrCat(prefix, "_", databases++));
 }
 
 }  // namespace testing

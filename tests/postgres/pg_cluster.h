@@ -56,6 +56,11 @@ class PgCluster {
 // nullptr (and the reason in *why) when it cannot start.
 PgCluster* SharedPgCluster(std::string* why = nullptr);
 
+// A new, empty database `prefix`_N in the shared cluster (N counts up per
+// process; thread-safe as far as the cluster is started already) and its
+// connection string. FailedPrecondition (naming why) without PostgreSQL.
+absl::StatusOr<std::string> NewPgDatabase(const std::string& prefix);
+
 }  // namespace testing
 }  // namespace embedsearch
 

@@ -38,11 +38,7 @@ std::vector<CatalogItem> ItemsFrom(const Points& p, int64_t begin,
 class SharedGalleryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why;
-    cluster_ = testing::SharedPgCluster(&why);
-    ASSERT_NE(cluster_, nullptr) << why;
-    static std::atomic<int> databases{0};
-    auto dsn = cluster_->CreateDatabase(absl::StrCat("shared_", databases++));
+    auto dsn = testing::NewPgDatabase("shared");
     ASSERT_TRUE(dsn.ok()) << dsn.status();
     dsn_ = *dsn;
     points_ = MakePoints(400, kDim, 4, 1);
@@ -72,7 +68,6 @@ class SharedGalleryTest : public ::testing::Test {
     return g.size() == size;
   }
 
-  testing::PgCluster* cluster_ = nullptr;
   std::string dsn_;
   Points points_;
 };

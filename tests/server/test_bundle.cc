@@ -87,5 +87,17 @@ std::unique_ptr<grpc::ClientContext> MakeContext(const std::string& token) {
   return context;
 }
 
+bool FindsById(v1::ImageSearch::Stub& stub, int64_t id) {
+  v1::SearchRequest request;
+  request.set_id(id);
+  request.set_k(20);
+  v1::SearchResponse response;
+  if (!stub.Search(MakeContext().get(), request, &response).ok()) return false;
+  for (const v1::Hit& hit : response.hits()) {
+    if (hit.id() == id) return true;
+  }
+  return false;
+}
+
 }  // namespace testing
 }  // namespace embedsearch

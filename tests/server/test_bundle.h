@@ -34,6 +34,10 @@ std::unique_ptr<v1::ImageSearch::Stub> MakeStub(int port);
 // A ClientContext with a 30 s deadline and, if non-empty, the bearer token.
 std::unique_ptr<grpc::ClientContext> MakeContext(const std::string& token = "");
 
+// True when `id` is in the server's index: a search by its own stored
+// embedding (k = 20) has it among the hits. False on any RPC error.
+bool FindsById(v1::ImageSearch::Stub& stub, int64_t id);
+
 }  // namespace testing
 }  // namespace embedsearch
 
