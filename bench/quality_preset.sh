@@ -78,10 +78,12 @@ for recipe in ("default", "quality"):
                   f"{cpu(hit)} | {wall(hit)} | {hit['precision_at_1']:.4f} |")
         else:
             last = rows[-1]
-            best = max((r["precision_at_1"] for r in evaluated), default=0)
-            print(f"| {recipe} | {target:.2f} | not reached in {last['epoch']} epochs | "
-                  f"{last['train_seconds_total']:.0f} | {cpu(last)} | {wall(last)} | best {best:.4f} |")
-    curve = ", ".join(f"{r['epoch']}: {r['precision_at_1']:.4f}" for r in evaluated)
+            best = (f"best {max(r['precision_at_1'] for r in evaluated):.4f}" if evaluated
+                    else "not evaluated yet")
+            print(f"| {recipe} | {target:.2f} | not reached in {last['epoch']} epoch"
+                  f"{'s' if last['epoch'] > 1 else ''} | {last['train_seconds_total']:.0f} | "
+                  f"{cpu(last)} | {wall(last)} | {best} |")
+    curve = ", ".join(f"{r['epoch']}: {r['precision_at_1']:.4f}" for r in evaluated) or "none"
     finals.append(f"- {recipe}: `{text(f'{out}/{recipe}/command')}`; P@1 by epoch {curve}; "
                   f"load average {text(f'{out}/{recipe}/load')}".replace("\n", ", "))
 print()
