@@ -14,6 +14,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -171,7 +172,14 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Trains the image encoder with a metric-learning loss and exports a "
       "bundle.\n  embedsearch-trainer --data=/usr/share/datasets/fashion-mnist "
-      "--out=bundle --work_dir=train-work");
+      "--out=bundle --work_dir=train-work [--preset quality]");
+  // --help lists this file's flags (absl's default looks for a file named
+  // after the program, which this one is not).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "trainer/main.cc");
+  };
+  absl::SetFlagsUsageConfig(usage);
   int n = argc;
   absl::ParseCommandLine(n, argp.data());
 

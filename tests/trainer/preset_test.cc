@@ -192,5 +192,12 @@ TEST(TrainerPresetFlags, QualityPresetAppliesAndExplicitFlagsWin) {
   EXPECT_NE(out3.find("--preset"), std::string::npos) << out3;
 }
 
+TEST(TrainerPresetFlags, HelpListsThePresetAndItsSettings) {
+  auto [code, out] = RunTrainer("--help");
+  EXPECT_NE(out.find("--preset"), std::string::npos) << out;
+  EXPECT_NE(out.find(kQualityPresetArch), std::string::npos) << out;
+  EXPECT_NE(out.find("--stop_at_p1"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace embedsearch
