@@ -153,6 +153,9 @@ v1::EpochRecordProto EpochRecordToProto(const EpochRecord& r) {
   *p.mutable_metrics() = MetricsToProto(r.metrics);
   p.set_held_out_evaluated(r.held_out_evaluated);
   *p.mutable_held_out() = MetricsToProto(r.held_out);
+  p.set_train_seconds_total(r.train_seconds_total);
+  p.set_process_cpu_seconds(r.process_cpu_seconds);
+  p.set_wall_seconds(r.wall_seconds);
   return p;
 }
 
@@ -170,6 +173,9 @@ EpochRecord EpochRecordFromProto(const v1::EpochRecordProto& p) {
   r.metrics = MetricsFromProto(p.metrics());
   r.held_out_evaluated = p.held_out_evaluated();
   r.held_out = MetricsFromProto(p.held_out());
+  r.train_seconds_total = p.train_seconds_total();
+  r.process_cpu_seconds = p.process_cpu_seconds();
+  r.wall_seconds = p.wall_seconds();
   return r;
 }
 

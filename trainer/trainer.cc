@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -41,6 +42,14 @@ namespace embedsearch {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
+
+// CPU time of this process so far, all threads (the time a quiet machine
+// with that many free cores would need, when every thread is busy).
+double ProcessCpuSeconds() {
+  timespec t{};
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t) != 0) return 0;
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
 
 bool FileExists(const std::string& path) {
   std::error_code ec;
@@ -136,6 +145,9 @@ std::string EpochRecordJson(const EpochRecord& r, const TrainerOptions& o) {
                {"lr", RoundSignificant(r.lr, 6)},
                {"seconds", RoundDecimals(r.seconds, 2)},
                {"images_per_second", RoundDecimals(r.images_per_second, 1)},
+               {"train_seconds_total", RoundDecimals(r.train_seconds_total, 2)},
+               {"process_cpu_seconds", RoundDecimals(r.process_cpu_seconds, 2)},
+               {"wall_seconds", RoundDecimals(r.wall_seconds, 2)},
                {"loss_kind", std::string(EmbeddingLossKindName(o.loss))},
                {"mining", std::string(MiningName(o.mining))},
                {"answers", std::string(AnswerSetName(o.answers))}};
@@ -241,6 +253,8 @@ class TrainingRun {
 
   const std::string& checkpoint_path() const { return ckpt_path_; }
   int first_epoch() const { return completed_epochs_ + 1; }
+  // The last epoch's evaluation reached options.stop_at_p1 (ends the run).
+  bool reached_stop_p1() const { return reached_stop_p1_; }
 
   absl::Status LoadData();
   absl::Status BuildModel();
@@ -306,6 +320,8 @@ class TrainingRun {
   double last_lr_ = 0;  // of the epoch's last step
   std::vector<float> gallery_emb_, query_emb_;
   bool gallery_emb_current_ = false;  // gallery_emb_ is of the current weights
+  const absl::Time started_ = absl::Now();  // wall_seconds counts from here
+  bool reached_stop_p1_ = false;
 };
 
 absl::Status TrainingRun::LoadData() {
@@ -456,12 +472,16 @@ absl::Status TrainingRun::PlanSteps() {
   batch_labels_.resize(batch_);
   Say(absl::StrFormat(
       "training %s/%s on %d images (%d test queries), %d steps/epoch of %dx%d, "
-      "%d epochs, %s lr %g %s",
+      "%d epochs, %s lr %g %s%s",
       EmbeddingLossKindName(o_.loss),
       class_answers_ ? "classes" : MiningName(o_.mining), train.size(),
       data_.test.size(), steps_per_epoch_, o_.classes_per_batch,
       o_.images_per_class, o_.epochs, OptimizerKindName(o_.optimizer), o_.lr,
-      LrScheduleName(o_.schedule)));
+      LrScheduleName(o_.schedule),
+      o_.stop_at_p1 > 0
+          ? absl::StrFormat(", stopping at the first evaluation with P@1 >= %g",
+                            o_.stop_at_p1)
+          : ""));
   return absl::OkStatus();
 }
 
@@ -648,9 +668,15 @@ absl::Status TrainingRun::EndEpoch(int epoch) {
   rec.seconds = epoch_seconds_;
   rec.images_per_second =
       epoch_seconds_ > 0 ? step_in_epoch_ * batch_ / epoch_seconds_ : 0;
+  rec.train_seconds_total =
+      (history_.empty() ? 0 : history_.back().train_seconds_total) + epoch_seconds_;
   const bool eval_now =
       epoch == o_.epochs || (o_.eval_every > 0 && epoch % o_.eval_every == 0);
   if (eval_now) RETURN_IF_ERROR(Evaluate(&rec));
+  rec.process_cpu_seconds = ProcessCpuSeconds();
+  rec.wall_seconds = absl::ToDoubleSeconds(absl::Now() - started_);
+  reached_stop_p1_ = o_.stop_at_p1 > 0 && rec.evaluated &&
+                     rec.metrics.precision_at_1 >= o_.stop_at_p1;
   history_.push_back(rec);
   completed_epochs_ = epoch;
   step_in_epoch_ = 0;
@@ -658,6 +684,14 @@ absl::Status TrainingRun::EndEpoch(int epoch) {
   if (!o_.quiet) {
     std::fprintf(stderr, "%s\n", EpochRecordJson(rec, o_).c_str());
     std::fflush(stderr);
+  }
+  if (reached_stop_p1_ && epoch < o_.epochs) {
+    Say(absl::StrFormat(
+        "precision@1 %.4f >= --stop_at_p1 %g after epoch %d/%d (%.0f s training, "
+        "%.0f s CPU, %.0f s wall): stopping early%s",
+        rec.metrics.precision_at_1, o_.stop_at_p1, epoch, o_.epochs,
+        rec.train_seconds_total, rec.process_cpu_seconds, rec.wall_seconds,
+        o_.out.empty() ? "" : ", exporting"));
   }
   RETURN_IF_ERROR(WriteOutputs(eval_now));
   return SaveCheckpointNow();
@@ -668,6 +702,7 @@ absl::StatusOr<TrainResult> TrainingRun::Export() {
   result.checkpoint_path = ckpt_path_;
   result.history = history_;
   result.collapse_detected = collapse_warned_;
+  result.stopped_at_p1 = reached_stop_p1_ && completed_epochs_ < o_.epochs;
   result.model_version = encoder_->model_version();
   if (o_.out.empty()) return result;
   const Dataset& gallery = data_.gallery_is_train ? data_.train : data_.gallery;
@@ -709,6 +744,7 @@ absl::StatusOr<TrainResult> Train(const TrainerOptions& o,
   for (int epoch = run.first_epoch(); epoch <= o.epochs; ++epoch) {
     RETURN_IF_ERROR(run.TrainEpoch(epoch));
     RETURN_IF_ERROR(run.EndEpoch(epoch));
+    if (run.reached_stop_p1()) break;
   }
   return run.Export();
 }

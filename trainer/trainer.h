@@ -41,6 +41,14 @@ struct EpochRecord {
   double lr = 0;               // learning rate of the epoch's last step
   double seconds = 0;          // wall time of the epoch's training steps
   double images_per_second = 0;
+  // Time to quality: the run's training seconds up to and including this
+  // epoch (the sum of `seconds`, across resumes), and the trainer process's
+  // CPU seconds (all threads) and wall seconds since it started, at the end
+  // of the epoch including its evaluation (a resumed run counts these two
+  // from its restart).
+  double train_seconds_total = 0;
+  double process_cpu_seconds = 0;
+  double wall_seconds = 0;
   bool evaluated = false;
   RetrievalMetrics metrics;    // when evaluated
   // Leave-one-out retrieval among the held-out classes' images
@@ -55,6 +63,8 @@ std::string EpochRecordJson(const EpochRecord& r, const TrainerOptions& o);
 struct TrainResult {
   std::vector<EpochRecord> history;
   bool collapse_detected = false;
+  // options.stop_at_p1 was reached before the last epoch: history ends there.
+  bool stopped_at_p1 = false;
   std::string checkpoint_path;
   std::string bundle_dir;      // empty when not exported
   std::string model_version;
@@ -80,7 +90,9 @@ std::vector<float> EncodeDataset(const Encoder& encoder, const Dataset& dataset,
 
 // Runs (or resumes) training and exports the bundle, in named stages (a
 // TrainingRun in trainer.cc): load data, build model, restore, then per
-// epoch train and end the epoch (evaluate, outputs, checkpoint), export. `stop`, when given, is
+// epoch train and end the epoch (evaluate, outputs, checkpoint), export;
+// with options.stop_at_p1 the epochs end at the first evaluation that
+// reaches it (then the export follows as usual). `stop`, when given, is
 // polled after every step (set it from a SIGINT handler): the run then
 // writes its checkpoint and returns Cancelled. Errors: InvalidArgument for
 // bad options, NotFound / DataLoss for data, FailedPrecondition for a

@@ -5,6 +5,7 @@
 #define EMBEDSEARCH_TRAINER_TRAINER_OPTIONS_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -121,6 +122,9 @@ struct TrainerOptions {
   bool progress_tty = false;          // default: plain lines (main passes
                                       // isatty(stderr))
   int log_every = 50;                 // default: plain line every 50 steps
+  // Stop early, and export, after the first evaluation whose test
+  // precision@1 is at least this (evaluations follow eval_every). 0: off.
+  double stop_at_p1 = 0;              // default 0 (train every epoch)
   // Testing/ops hook: behave as if interrupted after this many global steps
   // (checkpoint, then Cancelled). 0: never.
   int64_t stop_after_steps = 0;       // default 0
@@ -142,6 +146,25 @@ double DefaultMargin(EmbeddingLossKind kind);
 Mining DefaultMining(EmbeddingLossKind kind);
 // options.margin, or DefaultMargin(options.loss) when it is negative.
 double EffectiveMargin(const struct TrainerOptions& options);
+
+// Named recipes (--preset), in the order --help lists them: "default" (the
+// options above, unchanged) and "quality" (kQualityPreset*: the deeper
+// layer-list encoder for P@1 >= 0.93 on Fashion-MNIST within an hour on 2
+// cores; docs/training.md, "The quality preset").
+std::vector<std::string> TrainerPresetNames();
+inline constexpr char kQualityPresetArch[] = "c32x2,p,c64x2,p,c128x2,gap,fc128,fc64";
+inline constexpr int kQualityPresetEpochs = 12;
+inline constexpr int kQualityPresetEvalEvery = 2;
+// The preset's settings as flags, e.g. "--arch=... --epochs=12 ..." (--help).
+std::string DescribeTrainerPreset(absl::string_view name);
+// Sets the fields of preset `name` in `options`, except those whose flag
+// (underscore spelling, e.g. "eval_every") `given_on_command_line` says the
+// user set: explicit flags override the preset. InvalidArgument naming
+// --preset for an unknown name. Pure; the callback is called synchronously.
+absl::Status ApplyTrainerPreset(
+    absl::string_view name,
+    const std::function<bool(absl::string_view flag)>& given_on_command_line,
+    TrainerOptions* options);
 
 // InvalidArgument naming the bad field (flag spelling) and the valid range.
 absl::Status ValidateTrainerOptions(const TrainerOptions& options);
