@@ -152,7 +152,7 @@ TEST(TrainerTimeToQuality, CumulativeTrainingAndCpuSecondsPerEpoch) {
   ASSERT_TRUE(jsonl.ok()) << jsonl.status();
   std::vector<std::string> lines = absl::StrSplit(*jsonl, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 3u);
-  for (const std::string& key : {"\"train_seconds_total\":", "\"process_cpu_seconds\":",
+  for (const char* key : {"\"train_seconds_total\":", "\"process_cpu_seconds\":",
                                  "\"wall_seconds\":"}) {
     EXPECT_NE(lines[2].find(key), std::string::npos) << key << " in " << lines[2];
   }
