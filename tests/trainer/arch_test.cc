@@ -9,6 +9,7 @@
 #include "embedsearch/v1/bundle.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/trainer/trainer_testing.h"
 #include "trainer/checkpoint.h"
 #include "trainer/trainer.h"
 
@@ -20,9 +21,7 @@ using ::testing::HasSubstr;
 TrainerOptions SmallRun(const std::string& name) {
   TrainerOptions o;
   o.data = EMBEDSEARCH_FASHION_MNIST_DIR;
-  o.work_dir = absl::StrCat(::testing::TempDir(), "/trainer_arch_", name, "_",
-                            ::getpid());
-  std::system(absl::StrCat("rm -rf '", o.work_dir, "'").c_str());
+  o.work_dir = testing::FreshDir("trainer_arch", name);
   o.out = "";
   o.train_limit = 600;
   o.test_limit = 200;

@@ -13,26 +13,21 @@
 #include "core/index/bundle.h"
 #include "core/util/file.h"
 #include "gtest/gtest.h"
+#include "tests/trainer/trainer_testing.h"
 #include "trainer/checkpoint.h"
 #include "trainer/trainer.h"
 
 namespace embedsearch {
 namespace {
 
-namespace fs = std::filesystem;
+using testing::FreshDir;
 
-std::string FreshDir(const std::string& name) {
-  const std::string dir = absl::StrCat(::testing::TempDir(), "/colour_trainer_",
-                                       name, "_", ::getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+namespace fs = std::filesystem;
 
 // Four colour classes of noisy pictures, 8 each, 30..69 px, PNG and JPEG.
 std::string ColourFolder() {
   static const std::string* root = [] {
-    auto* dir = new std::string(FreshDir("pictures"));
+    auto* dir = new std::string(FreshDir("colour_trainer", "pictures"));
     const uint8_t colours[4][3] = {
         {200, 40, 40}, {40, 180, 40}, {40, 40, 200}, {200, 200, 40}};
     std::mt19937 rng(4);
@@ -65,7 +60,7 @@ std::string ColourFolder() {
 TrainerOptions ColourRun(const std::string& name) {
   TrainerOptions o;
   o.data = ColourFolder();
-  o.work_dir = FreshDir(name);
+  o.work_dir = FreshDir("colour_trainer", name);
   o.conv_channels = {4};
   o.hidden = 8;
   o.dim = 4;

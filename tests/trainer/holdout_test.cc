@@ -1,6 +1,7 @@
 // Held-out classes: the split (by name, not load order), leave-one-out
 // retrieval on data whose answer is known, and a short training run on a
 // synthetic image folder that records the split in the bundle and GetInfo.
+#include "tests/trainer/trainer_testing.h"
 #include "trainer/holdout.h"
 
 #include <unistd.h>
@@ -26,18 +27,12 @@
 namespace embedsearch {
 namespace {
 
+using testing::FreshDir;
+
 std::vector<std::string> ClassNames(int n) {
   std::vector<std::string> names;
   for (int i = 0; i < n; ++i) names.push_back(absl::StrCat("class-", i));
   return names;
-}
-
-std::string FreshDir(const std::string& name) {
-  const std::string dir =
-      absl::StrCat(::testing::TempDir(), "/holdout_", name, "_", ::getpid());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
 }
 
 TEST(HoldoutSplit, FractionDependsOnNamesNotOnTheirOrder) {
@@ -85,7 +80,7 @@ TEST(HoldoutSplit, RefusesSplitsWithAnEmptySide) {
 }
 
 TEST(HoldoutSplit, FileListsClassNamesAndUnknownNamesAreRefused) {
-  const std::string dir = FreshDir("list");
+  const std::string dir = FreshDir("holdout", "list");
   const std::string list = dir + "/held_out.txt";
   ASSERT_TRUE(
       WriteFileAtomically(list, "# unseen\n class-3 \n\nclass-1\n").ok());
@@ -200,7 +195,7 @@ TEST(LeaveOneOut, AClassOfOneIsAMissAndTooFewItemsAreRefused) {
 // square at a class-specific place, plus a little per-image noise.
 std::string SyntheticFolder(const std::string& name, int classes,
                             int per_class) {
-  const std::string root = FreshDir(name);
+  const std::string root = FreshDir("holdout", name);
   Rng rng(5);
   for (int c = 0; c < classes; ++c) {
     const std::string dir = absl::StrCat(root, "/shape-", c);
@@ -224,7 +219,7 @@ TEST(HoldoutTrainer, ImageFolderRunEvaluatesHeldOutClassesAndRecordsTheSplit) {
   const std::string data = SyntheticFolder("folder", 12, 6);
   TrainerOptions o;
   o.data = data;
-  o.work_dir = FreshDir("work");
+  o.work_dir = FreshDir("holdout", "work");
   o.out = o.work_dir + "/bundle";
   o.holdout_classes = "0.5";
   o.classes_per_batch = 3;
@@ -291,7 +286,7 @@ TEST(HoldoutTrainer, ResumedRunKeepsTheEarlierEpochsHeldOutMetrics) {
   const std::string data = SyntheticFolder("resume", 8, 5);
   TrainerOptions o;
   o.data = data;
-  o.work_dir = FreshDir("resume_work");
+  o.work_dir = FreshDir("holdout", "resume_work");
   o.holdout_classes = "0.5";
   o.classes_per_batch = 2;
   o.images_per_class = 4;
@@ -302,7 +297,7 @@ TEST(HoldoutTrainer, ResumedRunKeepsTheEarlierEpochsHeldOutMetrics) {
   absl::StatusOr<TrainResult> whole = Train(o);
   ASSERT_TRUE(whole.ok()) << whole.status();
 
-  o.work_dir = FreshDir("resume_work2");
+  o.work_dir = FreshDir("holdout", "resume_work2");
   TrainerOptions first = o;
   first.epochs = 2;
   first.stop_after_steps = whole->history[0].steps + 1;  // into epoch 2
@@ -348,7 +343,7 @@ TEST(HoldoutTrainer, AClassWithOneTrainingImageIsKeptOutAndNamed) {
   }
   TrainerOptions o;
   o.data = data;
-  o.work_dir = FreshDir("lonely_work");
+  o.work_dir = FreshDir("holdout", "lonely_work");
   o.classes_per_batch = 2;
   o.images_per_class = 4;
   o.epochs = 1;

@@ -15,23 +15,20 @@
 #include "absl/strings/str_split.h"
 #include "core/util/file.h"
 #include "gtest/gtest.h"
+#include "tests/trainer/trainer_testing.h"
 #include "trainer/trainer.h"
 #include "trainer/trainer_options.h"
 
 namespace embedsearch {
 namespace {
 
-std::string FreshDir(const std::string& name) {
-  const std::string dir =
-      absl::StrCat(::testing::TempDir(), "/preset_", name, "_", ::getpid());
-  std::system(absl::StrCat("rm -rf '", dir, "'").c_str());
-  return dir;
-}
+using testing::FreshDir;
+using testing::RunTrainer;
 
 TrainerOptions TinyRun(const std::string& name) {
   TrainerOptions o;
   o.data = EMBEDSEARCH_FASHION_MNIST_DIR;
-  o.work_dir = FreshDir(name);
+  o.work_dir = FreshDir("preset", name);
   o.out = "";
   o.train_limit = 600;
   o.test_limit = 200;
@@ -42,19 +39,6 @@ TrainerOptions TinyRun(const std::string& name) {
   o.threads = 1;
   o.quiet = true;
   return o;
-}
-
-// Runs the trainer binary; returns its exit code and output.
-std::pair<int, std::string> RunTrainer(const std::string& args) {
-  const std::string cmd = absl::StrCat(EMBEDSEARCH_BINARY_DIR,
-                                       "/trainer/embedsearch-trainer ", args, " 2>&1");
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[512];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 TEST(TrainerPreset, QualitySetsItsRecipeExceptExplicitFlags) {
@@ -175,7 +159,7 @@ TEST(TrainerTimeToQuality, ResumedRunKeepsCumulativeTrainingSeconds) {
 }
 
 TEST(TrainerPresetFlags, QualityPresetAppliesAndExplicitFlagsWin) {
-  const std::string wd = FreshDir("cli");
+  const std::string wd = FreshDir("preset", "cli");
   const std::string common = absl::StrCat(
       "--out= --train_limit=400 --test_limit=100 --classes-per-batch=10 "
       "--images-per-class=4 --threads=1 --stop_after_steps=1 --preset quality");

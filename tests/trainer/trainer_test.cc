@@ -1,6 +1,7 @@
 // The trainer end to end on small Fashion-MNIST subsets: it learns (loss
 // down, beats raw-pixel 1-NN), resumes exactly, exports a loadable bundle,
 // and rejects bad options.
+#include "tests/trainer/trainer_testing.h"
 #include "trainer/trainer.h"
 
 #include <sys/wait.h>
@@ -26,17 +27,13 @@
 namespace embedsearch {
 namespace {
 
-std::string FreshDir(const std::string& name) {
-  const std::string dir = absl::StrCat(::testing::TempDir(), "/trainer_", name, "_",
-                                       ::getpid());
-  std::system(absl::StrCat("rm -rf '", dir, "'").c_str());
-  return dir;
-}
+using testing::FreshDir;
+using testing::RunTrainer;
 
 TrainerOptions SmallRun(const std::string& name) {
   TrainerOptions o;
   o.data = EMBEDSEARCH_FASHION_MNIST_DIR;
-  o.work_dir = FreshDir(name);
+  o.work_dir = FreshDir("trainer", name);
   o.out = "";
   o.train_limit = 1000;
   o.test_limit = 300;
@@ -382,22 +379,8 @@ TEST(TrainerOptions, BadValuesNameTheFlag) {
   EXPECT_TRUE(ValidateTrainerOptions(ok).ok());
 }
 
-// Runs the trainer binary; returns its exit code and stderr.
-std::pair<int, std::string> RunTrainer(const std::string& args) {
-  const std::string cmd = absl::StrCat(EMBEDSEARCH_BINARY_DIR,
-                                       "/trainer/embedsearch-trainer ", args,
-                                       " 2>&1");
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[512];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 TEST(TrainerFlags, BadFlagValuesExitWithAMessage) {
-  const std::string wd = FreshDir("flags");
+  const std::string wd = FreshDir("trainer", "flags");
   struct Case {
     std::string args;
     std::string expect;
@@ -420,7 +403,7 @@ TEST(TrainerFlags, BadFlagValuesExitWithAMessage) {
 }
 
 TEST(TrainerFlags, StopFlagChecksPointsAndResumeFinishes) {
-  const std::string wd = FreshDir("cli");
+  const std::string wd = FreshDir("trainer", "cli");
   const std::string common = absl::StrCat(
       "--work_dir=", wd, " --out= --train_limit=400 --test_limit=100 "
       "--classes-per-batch=10 --images-per-class=4 --epochs=2 --threads=1 "
