@@ -131,6 +131,9 @@ void OnSigint(int) { g_stop.store(true); }
 
 // Names of the flags given in `args` (dashes already made underscores):
 // "--epochs=3" and "--epochs 3" give "epochs", "--noaugment" gives "augment".
+// By hand because Debian 12's Abseil (20220623) has no public way to ask
+// whether a flag was on the command line: CommandLineFlag's
+// IsSpecifiedOnCommandLine is private and WasPresentOnCommandLine internal.
 absl::flat_hash_set<std::string> FlagsOnCommandLine(const std::vector<std::string>& args) {
   absl::flat_hash_set<std::string> names;
   for (size_t i = 1; i < args.size() && args[i] != "--"; ++i) {
