@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
@@ -149,6 +150,24 @@ absl::flat_hash_set<std::string> FlagsOnCommandLine(const std::vector<std::strin
   return names;
 }
 
+// Sets the flags of preset `name` that are not in `given`, with each flag's
+// own parser: explicit flags override the preset.
+absl::Status ApplyPreset(absl::string_view name, const absl::flat_hash_set<std::string>& given) {
+  absl::StatusOr<std::vector<embedsearch::PresetFlag>> flags =
+      embedsearch::TrainerPresetFlags(name);
+  if (!flags.ok()) return flags.status();
+  for (const embedsearch::PresetFlag& f : *flags) {
+    if (given.contains(f.flag)) continue;
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(f.flag);
+    std::string error;
+    if (flag == nullptr || !flag->ParseFrom(f.value, &error)) {
+      return absl::InternalError(absl::StrCat("--preset ", name, ": cannot set --", f.flag, "=",
+                                              f.value, " ", error));
+    }
+  }
+  return absl::OkStatus();
+}
+
 int Fail(const std::string& msg, int code) {
   std::fprintf(stderr, "embedsearch-trainer: %s\n", msg.c_str());
   return code;
@@ -185,6 +204,10 @@ int main(int argc, char** argv) {
   absl::SetFlagsUsageConfig(usage);
   int n = argc;
   absl::ParseCommandLine(n, argp.data());
+  if (absl::Status s = ApplyPreset(absl::GetFlag(FLAGS_preset), FlagsOnCommandLine(args));
+      !s.ok()) {
+    return Fail(std::string(s.message()), 2);
+  }
 
   TrainerOptions o;
   o.data = absl::GetFlag(FLAGS_data);
@@ -259,14 +282,6 @@ int main(int argc, char** argv) {
   o.quiet = absl::GetFlag(FLAGS_quiet);
   o.progress_tty = isatty(STDERR_FILENO) != 0;
   o.command_line = absl::StrJoin(argv, argv + argc, " ");
-  const absl::flat_hash_set<std::string> given = FlagsOnCommandLine(args);
-  const auto given_on_command_line = [&given](absl::string_view flag) {
-    return given.contains(flag);
-  };
-  if (absl::Status s = ApplyTrainerPreset(absl::GetFlag(FLAGS_preset), given_on_command_line, &o);
-      !s.ok()) {
-    return Fail(std::string(s.message()), 2);
-  }
   if (absl::Status s = ValidateTrainerOptions(o); !s.ok()) {
     return Fail(std::string(s.message()), 2);
   }

@@ -5,7 +5,6 @@
 #define EMBEDSEARCH_TRAINER_TRAINER_OPTIONS_H_
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -153,18 +152,23 @@ double EffectiveMargin(const struct TrainerOptions& options);
 // cores; docs/training.md, "The quality preset").
 std::vector<std::string> TrainerPresetNames();
 inline constexpr char kQualityPresetArch[] = "c32x2,p,c64x2,p,c128x2,gap,fc128,fc64";
-inline constexpr int kQualityPresetEpochs = 12;
-inline constexpr int kQualityPresetEvalEvery = 2;
-// The preset's settings as flags, e.g. "--arch=... --epochs=12 ..." (--help).
+inline constexpr int kQualityPresetEpochs = 20;
+inline constexpr int kQualityPresetEvalEvery = 4;
+// One setting of a preset: a trainer flag (underscore spelling, e.g.
+// "eval_every") and its value as the command line spells it. A preset is
+// flags, not TrainerOptions fields, so that the trainer parses its values
+// with the flags' own parsers and explicit flags override them the same way.
+struct PresetFlag {
+  std::string flag;
+  std::string value;
+};
+// The settings of preset `name`, only those that differ from the defaults
+// ("default" has none). InvalidArgument naming --preset for an unknown name.
+// Pure.
+absl::StatusOr<std::vector<PresetFlag>> TrainerPresetFlags(absl::string_view name);
+// The preset's settings as flags, e.g. "--arch=... --epochs=12 ..." (--help);
+// empty for an unknown name.
 std::string DescribeTrainerPreset(absl::string_view name);
-// Sets the fields of preset `name` in `options`, except those whose flag
-// (underscore spelling, e.g. "eval_every") `given_on_command_line` says the
-// user set: explicit flags override the preset. InvalidArgument naming
-// --preset for an unknown name. Pure; the callback is called synchronously.
-absl::Status ApplyTrainerPreset(
-    absl::string_view name,
-    const std::function<bool(absl::string_view flag)>& given_on_command_line,
-    TrainerOptions* options);
 
 // InvalidArgument naming the bad field (flag spelling) and the valid range.
 absl::Status ValidateTrainerOptions(const TrainerOptions& options);

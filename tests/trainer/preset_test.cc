@@ -5,12 +5,12 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/util/file.h"
@@ -41,44 +41,30 @@ TrainerOptions TinyRun(const std::string& name) {
   return o;
 }
 
-TEST(TrainerPreset, QualitySetsItsRecipeExceptExplicitFlags) {
-  const auto none = [](absl::string_view) { return false; };
-  TrainerOptions o;
-  ASSERT_TRUE(ApplyTrainerPreset("quality", none, &o).ok());
-  EXPECT_EQ(o.arch, kQualityPresetArch);
-  EXPECT_EQ(o.epochs, kQualityPresetEpochs);
-  EXPECT_EQ(o.eval_every, kQualityPresetEvalEvery);
-  EXPECT_EQ(o.schedule, LrSchedule::kCosine);
-  EXPECT_TRUE(o.augment);
-  EXPECT_TRUE(ValidateTrainerOptions([&] {
-                TrainerOptions v = o;
-                v.work_dir = "w";
-                return v;
-              }())
-                  .ok());
-
-  const absl::flat_hash_set<std::string> given = {"epochs", "augment"};
-  TrainerOptions mine;
-  mine.epochs = 3;
-  mine.augment = false;
-  ASSERT_TRUE(ApplyTrainerPreset(
-                  "quality", [&](absl::string_view f) { return given.contains(f); }, &mine)
-                  .ok());
-  EXPECT_EQ(mine.epochs, 3);
-  EXPECT_FALSE(mine.augment);
-  EXPECT_EQ(mine.arch, kQualityPresetArch);
+TEST(TrainerPreset, QualityIsItsEncoderLengthAndEvaluationEvery) {
+  absl::StatusOr<std::vector<PresetFlag>> q = TrainerPresetFlags("quality");
+  ASSERT_TRUE(q.ok()) << q.status();
+  std::map<std::string, std::string> flags;
+  for (const PresetFlag& f : *q) flags[f.flag] = f.value;
+  EXPECT_EQ(flags["arch"], kQualityPresetArch);
+  EXPECT_EQ(flags["epochs"], absl::StrCat(kQualityPresetEpochs));
+  EXPECT_EQ(flags["eval_every"], absl::StrCat(kQualityPresetEvalEvery));
+  EXPECT_NE(DescribeTrainerPreset("quality").find(absl::StrCat("--arch=", kQualityPresetArch)),
+            std::string::npos);
 
   // "default" is the options as they are: the 10-epoch recipe stays default.
-  TrainerOptions d;
-  ASSERT_TRUE(ApplyTrainerPreset("default", none, &d).ok());
-  EXPECT_EQ(d.arch, "");
-  EXPECT_EQ(d.epochs, 10);
-  EXPECT_EQ(d.eval_every, 1);
+  absl::StatusOr<std::vector<PresetFlag>> d = TrainerPresetFlags("default");
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->empty());
+  const TrainerOptions defaults;
+  EXPECT_EQ(defaults.arch, "");
+  EXPECT_EQ(defaults.epochs, 10);
+  EXPECT_EQ(defaults.eval_every, 1);
 
-  absl::Status bad = ApplyTrainerPreset("fast", none, &d);
-  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(bad.message().find("--preset"), std::string::npos) << bad;
-  EXPECT_NE(DescribeTrainerPreset("quality").find(kQualityPresetArch), std::string::npos);
+  absl::StatusOr<std::vector<PresetFlag>> bad = TrainerPresetFlags("fast");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("--preset"), std::string::npos) << bad.status();
+  EXPECT_EQ(DescribeTrainerPreset("fast"), "");
 }
 
 TEST(TrainerPreset, StopAtP1OutOfRangeNamesTheFlag) {
@@ -165,7 +151,7 @@ TEST(TrainerPresetFlags, QualityPresetAppliesAndExplicitFlagsWin) {
       "--images-per-class=4 --threads=1 --stop_after_steps=1 --preset quality");
   auto [code, out] = RunTrainer(absl::StrCat("--work_dir=", wd, "/a ", common));
   EXPECT_EQ(code, 130) << out;
-  EXPECT_NE(out.find("12 epochs"), std::string::npos) << out;
+  EXPECT_NE(out.find(absl::StrCat(kQualityPresetEpochs, " epochs")), std::string::npos) << out;
   auto [code2, out2] = RunTrainer(
       absl::StrCat("--work_dir=", wd, "/b ", common, " --epochs 3 --stop_at_p1=0.9"));
   EXPECT_EQ(code2, 130) << out2;
