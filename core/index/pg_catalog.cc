@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "core/util/status_macros.h"
@@ -316,18 +317,21 @@ absl::StatusOr<std::vector<PgGeneration>> ListPgGenerations(
   return out;
 }
 
+std::string PgChangesSincePublishedQuery(const PgGeneration& generation,
+                                         absl::string_view columns) {
+  // The copy committed its changes before the registration's now().
+  return absl::StrCat("SELECT ", columns, " FROM \"", generation.schema,
+                      "\".embedsearch_changes WHERE committed_at > "
+                      "(SELECT published_at FROM public.embedsearch_generations"
+                      " WHERE model_version = '",
+                      absl::StrReplaceAll(generation.model_version, {{"'", "''"}}), "')");
+}
+
 absl::StatusOr<int64_t> CountPgChangesSincePublished(
     const std::string& dsn, const PgGeneration& generation) {
   ASSIGN_OR_RETURN(std::unique_ptr<Connection> conn, AdminConnection(dsn));
-  // The copy committed its changes before the registration's now().
-  ASSIGN_OR_RETURN(
-      Result r,
-      conn->Exec(absl::StrCat(
-                     "SELECT count(*)::int8 FROM \"", generation.schema,
-                     "\".embedsearch_changes WHERE committed_at > "
-                     "(SELECT published_at FROM public.embedsearch_generations"
-                     " WHERE model_version = $1)"),
-                 {{generation.model_version}}));
+  ASSIGN_OR_RETURN(Result r,
+                   conn->Exec(PgChangesSincePublishedQuery(generation, "count(*)::int8")));
   return Int64At(r.get(), 0, 0);
 }
 

@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/index/catalog_store.h"
 
 namespace embedsearch {
@@ -84,6 +85,11 @@ absl::StatusOr<std::vector<PgGeneration>> ListPgGenerations(
 // generation's change log. Unavailable when PostgreSQL cannot be reached.
 absl::StatusOr<int64_t> CountPgChangesSincePublished(
     const std::string& dsn, const PgGeneration& generation);
+// The SQL text that selects `columns` (e.g. "seq, op, image_id") of those
+// changes, with the model version as a literal so that it runs as printed
+// (embedsearch-catalog publish shows it in its warning).
+std::string PgChangesSincePublishedQuery(const PgGeneration& generation,
+                                         absl::string_view columns);
 // Drops a generation's schema and registration. FailedPrecondition while
 // servers are connected to it (unless `force`), NotFound for an unknown one.
 absl::Status DropPgGeneration(const std::string& dsn,

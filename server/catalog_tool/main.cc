@@ -110,14 +110,12 @@ void WarnNotCarriedOver(const std::vector<OtherGeneration>& others,
         "it was published. They, and writes to %s after change %lld (through "
         "replicas not yet reloaded with %s), are NOT carried into %s. Pause "
         "writes until every replica serves %s, then re-add what should stay; "
-        "the changes are: SELECT seq, op, image_id FROM "
-        "\"%s\".embedsearch_changes WHERE committed_at > (SELECT "
-        "published_at FROM public.embedsearch_generations WHERE "
-        "model_version = '%s')\n",
+        "the changes are: %s\n",
         old_version, static_cast<long long>(g.connections),
         static_cast<long long>(o.written), old_version,
         static_cast<long long>(o.sequence), version.c_str(), version.c_str(),
-        version.c_str(), g.schema.c_str(), old_version);
+        version.c_str(),
+        embedsearch::PgChangesSincePublishedQuery(g, "seq, op, image_id").c_str());
   }
 }
 

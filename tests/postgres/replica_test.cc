@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include <libpq-fe.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -86,6 +88,15 @@ absl::StatusOr<v1::GetInfoResponse> Info(Replica& r) {
 }
 
 // Adds gallery image `i` (as a new item) through `r`: its id, or the error.
+// The SQL after "the changes are: " in embedsearch-catalog publish's warning.
+std::string PrintedChangesQuery(const std::string& warning) {
+  const std::string marker = "the changes are: ";
+  const size_t start = warning.find(marker);
+  if (start == std::string::npos) return "";
+  const size_t from = start + marker.size();
+  return warning.substr(from, warning.find('\n', from) - from);
+}
+
 absl::StatusOr<int64_t> AddThrough(Replica& r, size_t i,
                                    grpc::Status* grpc_status = nullptr) {
   v1::AddImagesRequest request;
@@ -194,6 +205,22 @@ class ReplicaTest : public ::testing::Test {
                 expected)
           << "replica " << i << " answers differently from replica 0";
     }
+  }
+
+  // The rows of one query on the test database, outside the catalog (as
+  // an operator's psql would run it); each value as text.
+  std::vector<std::vector<std::string>> Query(const std::string& sql) {
+    std::vector<std::vector<std::string>> rows;
+    PGconn* conn = PQconnectdb(dsn_.c_str());
+    PGresult* r = PQexec(conn, sql.c_str());
+    EXPECT_EQ(PQresultStatus(r), PGRES_TUPLES_OK) << PQresultErrorMessage(r);
+    for (int i = 0; i < PQntuples(r); ++i) {
+      rows.emplace_back();
+      for (int j = 0; j < PQnfields(r); ++j) rows.back().push_back(PQgetvalue(r, i, j));
+    }
+    PQclear(r);
+    PQfinish(conn);
+    return rows;
   }
 
   testing::PgCluster* cluster_ = nullptr;
@@ -311,6 +338,12 @@ TEST_F(ReplicaTest, ReloadSwitchesGenerationWithoutFailingQueries) {
       << published.err;
   auto written_to_old = AddThrough(replicas_[1], 4);
   ASSERT_TRUE(written_to_old.ok()) << written_to_old.status();
+  // The SQL the warning prints runs as printed and lists that write.
+  const std::string printed_query = PrintedChangesQuery(published.err);
+  ASSERT_FALSE(printed_query.empty()) << published.err;
+  std::vector<std::vector<std::string>> changes = Query(printed_query);
+  ASSERT_EQ(changes.size(), 1u) << printed_query;
+  EXPECT_EQ(changes[0][2], absl::StrCat(*written_to_old)) << printed_query;
   // `generations` counts it as the old generation's one write through a
   // server (columns: version, published, images, sequence, online changes,
   // connections).
