@@ -99,6 +99,9 @@ ABSL_FLAG(double, step_gamma, kDefaults.step_gamma, "LR factor of the step sched
 ABSL_FLAG(int, step_every_epochs, kDefaults.step_every_epochs,
           "Step schedule period in epochs (0: drops at 1/2 and 3/4 of the run)");
 ABSL_FLAG(bool, augment, kDefaults.augment, "Random flip + 2 px shift");
+ABSL_FLAG(bool, flip_average, kDefaults.flip_average,
+          "Embed each image as the normalized sum of its and its mirror image's embeddings "
+          "(evaluation, export and the server; twice the encoding cost)");
 ABSL_FLAG(bool, augment_flip, kDefaults.augment_flip,
           "With --augment: random left-right flip (turn off for text, logos, flags)");
 ABSL_FLAG(double, augment_crop_min_area, kDefaults.augment_crop_min_area,
@@ -268,6 +271,7 @@ int main(int argc, char** argv) {
   o.step_every_epochs = absl::GetFlag(FLAGS_step_every_epochs);
   o.augment = absl::GetFlag(FLAGS_augment);
   o.augment_flip = absl::GetFlag(FLAGS_augment_flip);
+  o.flip_average = absl::GetFlag(FLAGS_flip_average);
   o.augment_crop_min_area = absl::GetFlag(FLAGS_augment_crop_min_area);
   o.augment_jitter = absl::GetFlag(FLAGS_augment_jitter);
   o.seed = absl::GetFlag(FLAGS_seed);

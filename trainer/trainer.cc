@@ -351,6 +351,7 @@ absl::Status TrainingRun::BuildModel() {
   config.conv_channels = o_.conv_channels;
   config.dropout = static_cast<float>(o_.dropout);
   config.l2_normalize = true;
+  config.flip_average = o_.flip_average;
   RETURN_IF_ERROR(ApplyArchOptions(o_, &config));
   if (!data_.gallery_is_train) config.preprocessing = MeasuredPreprocessing(train);
   ASSIGN_OR_RETURN(encoder_, Encoder::Create(config, o_.seed));

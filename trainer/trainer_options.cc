@@ -112,6 +112,9 @@ absl::StatusOr<std::vector<PresetFlag>> TrainerPresetFlags(absl::string_view nam
         // mAP@R on the reference network (bench/results/trainer.md).
         {"class_weight", "1"},
         {"beta", "8"},
+        // Embeddings of both left-right views, averaged: +0.8 points P@1
+        // on the preset's 20-epoch model, for twice the encoding cost.
+        {"flip_average", "true"},
     };
   }
   return absl::InvalidArgumentError(absl::StrCat(

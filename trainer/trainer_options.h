@@ -101,6 +101,9 @@ struct TrainerOptions {
   // With augment: mirror left-right (off for data that is not
   // mirror-symmetric: text, logos, flags).
   bool augment_flip = true;          // default on
+  // The model embeds normalize(f(x) + f(mirror x)) (EncoderConfig::
+  // flip_average): evaluation, export and the server all encode both views.
+  bool flip_average = false;         // default off
   // With augment: random resized crop keeping at least this fraction of
   // the area (1: off) and brightness/contrast/saturation jitter of this
   // strength (0: off); see core/data/augment.h.

@@ -106,6 +106,11 @@ absl::Status ValidateLayerList(const EncoderConfig& c) {
 
 absl::Status ValidateEncoderConfig(const EncoderConfig& c) {
   if (absl::Status s = ValidateInput(c); !s.ok()) return s;
+  if (c.flip_average && c.layers.empty() && !c.l2_normalize) {
+    return absl::InvalidArgumentError(
+        "flip_average needs unit-norm embeddings (l2_normalize): it returns the "
+        "normalized sum of the two views");
+  }
   return c.layers.empty() ? ValidateLegacyLayout(c) : ValidateLayerList(c);
 }
 
@@ -163,6 +168,11 @@ std::string ArchitectureDifference(const EncoderConfig& stored,
   if (sp.resize != np.resize || sp.background != np.background) {
     return absl::StrCat("input preprocessing: stored ", describe(sp),
                         ", now ", describe(np));
+  }
+  if (stored.flip_average != now.flip_average) {
+    auto on_off = [](bool on) { return on ? "on" : "off"; };
+    return absl::StrCat("flip_average: stored ", on_off(stored.flip_average), ", now ",
+                        on_off(now.flip_average));
   }
   return "";
 }
@@ -262,6 +272,37 @@ void Encoder::ZeroGrad() {
 // activations stay in cache), the rest on chunks of kEncodeChunk images.
 
 void Encoder::Encode(const float* input, int n, float* output, int threads) const {
+  if (!impl_->config.flip_average || n <= 0) {
+    EncodeViews(input, n, output, threads);
+    return;
+  }
+  // Both views in one call, so the threads split 2n images: the inputs,
+  // then their mirror images.
+  const EncoderConfig& c = impl_->config;
+  const int64_t size = impl_->input_size, dim = c.embedding_dim;
+  const int w = c.input_width, rows = c.input_channels * c.input_height;
+  std::vector<float> views(2 * size_t(n) * size);
+  std::memcpy(views.data(), input, sizeof(float) * n * size);
+  float* mirrored = views.data() + n * size;
+  for (int64_t r = 0; r < int64_t{n} * rows; ++r) {
+    const float* src = input + r * w;
+    std::reverse_copy(src, src + w, mirrored + r * w);
+  }
+  std::vector<float> both(2 * size_t(n) * dim);
+  EncodeViews(views.data(), 2 * n, both.data(), threads);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* a = both.data() + i * dim;
+    const float* b = both.data() + (n + i) * dim;
+    double norm2 = 0;
+    for (int64_t k = 0; k < dim; ++k) norm2 += double(a[k] + b[k]) * (a[k] + b[k]);
+    // The two views of one image are never opposite for a trained model;
+    // if they were, the sum is 0 and stays 0 rather than NaN.
+    const float inv = norm2 > 0 ? static_cast<float>(1 / std::sqrt(norm2)) : 0.0f;
+    for (int64_t k = 0; k < dim; ++k) output[i * dim + k] = (a[k] + b[k]) * inv;
+  }
+}
+
+void Encoder::EncodeViews(const float* input, int n, float* output, int threads) const {
   const Impl& m = *impl_;
   if (n <= 0) return;
   const size_t count = m.layers.size();

@@ -55,6 +55,13 @@ struct EncoderConfig {
   Preprocessing preprocessing;
   // Default empty: the legacy layout above. Otherwise the model's layers.
   std::vector<LayerSpec> layers;
+  // Encode returns normalize(f(x) + f(mirror x)), mirror = left-right flip
+  // of the input: an image and its mirror image get the same embedding,
+  // and the average of the two views is a steadier one (test-time
+  // augmentation). Twice the inference cost. Training (Forward/Backward)
+  // is unchanged: the model learns f, with flips as augmentation.
+  // Default: off. Saved as model format 3.
+  bool flip_average = false;
 };
 
 // The config's input as core/data's InputSpec (for PreprocessImage).
@@ -113,9 +120,11 @@ class Encoder {
   int64_t input_size() const;
 
   // Inference: n preprocessed inputs (n * C*H*W floats) to n embeddings
-  // (n * dim floats). Thread-safe; uses at most `threads` OpenMP threads
-  // (0 = the OpenMP default; n = 1 never forks). Equals Forward(training =
-  // false) up to float rounding (batch norm is folded into the conv).
+  // (n * dim floats); with config().flip_average, the normalized sum of the
+  // embeddings of each input and its mirror image. Thread-safe; uses at
+  // most `threads` OpenMP threads (0 = the OpenMP default; n = 1 never
+  // forks). Without flip_average it equals Forward(training = false) up to
+  // float rounding (batch norm is folded into the conv).
   void Encode(const float* input, int n, float* output, int threads = 1) const;
 
   // Training: forward keeps activations (output may be null); backward takes
@@ -144,6 +153,8 @@ class Encoder {
 
  private:
   Encoder();
+  // f(x) of each input: the layers, without flip averaging.
+  void EncodeViews(const float* input, int n, float* output, int threads) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

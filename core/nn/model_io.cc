@@ -15,9 +15,11 @@
 namespace embedsearch {
 namespace {
 
-// 1: the legacy layout (older builds read it); 2: a layer list.
+// 1: the legacy layout (older builds read it); 2: a layer list; 3: flip
+// averaging (format 1 and 2 readers would ignore it and encode otherwise).
 constexpr uint32_t kLegacyFormatVersion = 1;
 constexpr uint32_t kLayerListFormatVersion = 2;
+constexpr uint32_t kFlipAverageFormatVersion = 3;
 
 // What a format-1 model could say about its input: stretch, black, one
 // gray mean and std.
@@ -29,6 +31,7 @@ bool IsFormat1Preprocessing(const Preprocessing& p) {
 // Format 2 for anything a format-1 reader would misread: a layer list, or a
 // preprocessing it would ignore (it would feed the model wrong inputs).
 uint32_t FormatOf(const EncoderConfig& c) {
+  if (c.flip_average) return kFlipAverageFormatVersion;
   return c.layers.empty() && IsFormat1Preprocessing(c.preprocessing)
              ? kLegacyFormatVersion
              : kLayerListFormatVersion;
@@ -142,6 +145,7 @@ v1::EncoderConfigProto EncoderConfigToProto(const EncoderConfig& c) {
   p.set_embedding_dim(c.embedding_dim);
   p.set_l2_normalize(c.l2_normalize);
   p.set_dropout(c.dropout);
+  p.set_flip_average(c.flip_average);
   const Preprocessing& pre = c.preprocessing;
   p.set_input_mean(pre.mean.empty() ? 0.0f : pre.mean[0]);
   p.set_input_std(pre.std.empty() ? 0.0f : pre.std[0]);
@@ -180,6 +184,7 @@ EncoderConfig EncoderConfigFromProto(const v1::EncoderConfigProto& p) {
   c.embedding_dim = to_int(p.embedding_dim());
   c.l2_normalize = p.l2_normalize();
   c.dropout = p.dropout();
+  c.flip_average = p.flip_average();
   Preprocessing& pre = c.preprocessing;
   pre.resize = static_cast<ResizePolicy>(p.input_resize());
   pre.background = BackgroundFromRgb24(p.background_rgb());
@@ -252,19 +257,20 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::FromBytes(absl::string_view by
     return absl::DataLossError(absl::StrCat(
         "cannot parse ", bytes.size(), " bytes as a ModelProto (corrupt or truncated)"));
   }
-  if (model.format_version() != kLegacyFormatVersion &&
-      model.format_version() != kLayerListFormatVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("model format_version ", model.format_version(),
-                     " is not supported; this build reads format_version ",
-                     kLegacyFormatVersion, " and ", kLayerListFormatVersion));
+  if (model.format_version() < kLegacyFormatVersion ||
+      model.format_version() > kFlipAverageFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "model format_version ", model.format_version(),
+        " is not supported; this build reads format_version ", kLegacyFormatVersion, ", ",
+        kLayerListFormatVersion, " and ", kFlipAverageFormatVersion));
   }
   const EncoderConfig config = EncoderConfigFromProto(model.config());
   if (FormatOf(config) != model.format_version()) {
     return absl::DataLossError(absl::StrCat(
         "model format_version ", model.format_version(), " with ",
         config.layers.size(),
-        " layers in its config (format 1 has none, format 2 needs them)"));
+        " layers in its config and flip_average ", config.flip_average ? "on" : "off",
+        " (format 1 has no layers, format 2 needs them, format 3 is flip_average)"));
   }
   if (absl::Status s = ValidateEncoderConfig(config); !s.ok()) {
     return absl::DataLossError(absl::StrCat("invalid config in model: ", s.message()));

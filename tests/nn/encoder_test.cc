@@ -14,6 +14,7 @@
 #include "embedsearch/v1/bundle.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "core/nn/arch_spec.h"
 #include "core/nn/random.h"
 
 namespace embedsearch {
@@ -196,6 +197,94 @@ TEST(Encoder, EncodeMatchesForwardAndThreadCounts) {
   }
 }
 
+// A colour layer-list encoder on a non-square input, so a mirror that
+// swapped rows with columns or crossed channels would show.
+EncoderConfig FlipAverageConfig() {
+  EncoderConfig c;
+  c.input_height = 6;
+  c.input_width = 8;
+  c.input_channels = 3;
+  c.embedding_dim = 5;
+  c.preprocessing.mean = {0.5f, 0.4f, 0.3f};
+  c.preprocessing.std = {0.2f, 0.25f, 0.3f};
+  EXPECT_TRUE(ApplyArch("c4,p,gap,fc5", &c).ok());
+  c.flip_average = true;
+  return c;
+}
+
+// Images (C x H x W planar, rows of `width`) mirrored left-right.
+std::vector<float> Mirrored(const std::vector<float>& input, int width) {
+  std::vector<float> out(input.size());
+  for (size_t r = 0; r < input.size() / width; ++r) {
+    for (int x = 0; x < width; ++x) out[r * width + x] = input[r * width + width - 1 - x];
+  }
+  return out;
+}
+
+TEST(Encoder, FlipAverageIsTheNormalizedSumOfBothViews) {
+  const EncoderConfig c = FlipAverageConfig();
+  auto averaged = Encoder::Create(c, 21).value();
+  EncoderConfig plain_config = c;
+  plain_config.flip_average = false;
+  auto f = Encoder::Create(plain_config, 21).value();  // same seed: same weights
+  const int n = 7, size = 3 * 6 * 8, dim = 5;
+  const std::vector<float> x = RandomVector(n * size, 22);
+  const std::vector<float> mirror = Mirrored(x, 8);
+  std::vector<float> fx(n * dim), fm(n * dim), got(n * dim), got_mirror(n * dim),
+      got_two_threads(n * dim);
+  f->Encode(x.data(), n, fx.data(), 1);
+  f->Encode(mirror.data(), n, fm.data(), 1);
+  averaged->Encode(x.data(), n, got.data(), 1);
+  averaged->Encode(mirror.data(), n, got_mirror.data(), 1);
+  averaged->Encode(x.data(), n, got_two_threads.data(), 2);
+  std::vector<float> expected(n * dim);
+  for (int i = 0; i < n; ++i) {
+    double norm2 = 0;
+    for (int k = 0; k < dim; ++k) {
+      const double v = double(fx[i * dim + k]) + fm[i * dim + k];
+      norm2 += v * v;
+    }
+    for (int k = 0; k < dim; ++k) {
+      expected[i * dim + k] =
+          static_cast<float>((double(fx[i * dim + k]) + fm[i * dim + k]) / std::sqrt(norm2));
+    }
+  }
+  ExpectClose(got, expected, 1e-5f);
+  ExpectClose(got_mirror, got, 1e-5f);  // an image and its mirror: one embedding
+  ExpectClose(got_two_threads, got, 1e-5f);
+  // The plain model's f(x) is not symmetric, or the test would prove nothing.
+  float largest_difference = 0;
+  for (int i = 0; i < n * dim; ++i) {
+    largest_difference = std::max(largest_difference, std::abs(fx[i] - fm[i]));
+  }
+  EXPECT_GT(largest_difference, 1e-3f);
+}
+
+TEST(Encoder, FlipAverageSavesAsFormat3AndChangesTheVersion) {
+  const EncoderConfig c = FlipAverageConfig();
+  auto averaged = Encoder::Create(c, 21).value();
+  EncoderConfig plain_config = c;
+  plain_config.flip_average = false;
+  auto plain = Encoder::Create(plain_config, 21).value();
+  EXPECT_NE(averaged->model_version(), plain->model_version());
+  v1::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(averaged->ToBytes()));
+  EXPECT_EQ(m.format_version(), 3u);
+  EXPECT_TRUE(m.config().flip_average());
+  auto loaded = Encoder::FromBytes(averaged->ToBytes());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE((*loaded)->config().flip_average);
+  EXPECT_EQ((*loaded)->model_version(), averaged->model_version());
+  // Format 2 bytes that claim flip averaging are refused, not misread.
+  m.set_format_version(2);
+  m.clear_model_version();
+  auto mislabelled = Encoder::FromBytes(m.SerializeAsString());
+  EXPECT_EQ(mislabelled.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(mislabelled.status().message(), HasSubstr("flip_average"));
+  // Resuming with the other setting is an architecture change.
+  EXPECT_THAT(ArchitectureDifference(c, plain_config), HasSubstr("flip_average"));
+}
+
 TEST(Encoder, ConcurrentEncodeCallsAgreeWithSerial) {
   auto e = Encoder::Create(EncoderConfig(), 12).value();
   const int callers = 4, n = 9;
@@ -294,16 +383,16 @@ TEST(Encoder, WrongFormatVersionIsFailedPrecondition) {
   auto e = Encoder::Create(SmallConfig(), 1).value();
   v1::ModelProto m;
   ASSERT_TRUE(m.ParseFromString(e->ToBytes()));
-  m.set_format_version(3);  // 1 and 2 are read
-  const std::string path = TempPath("v3.pb");
+  m.set_format_version(4);  // 1, 2 and 3 are read
+  const std::string path = TempPath("v4.pb");
   {
     std::ofstream f(path, std::ios::binary);
     f << m.SerializeAsString();
   }
   auto r = Encoder::Load(path);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(r.status().message(), HasSubstr("format_version 3"));
-  EXPECT_THAT(r.status().message(), HasSubstr("format_version 1 and 2"));
+  EXPECT_THAT(r.status().message(), HasSubstr("format_version 4"));
+  EXPECT_THAT(r.status().message(), HasSubstr("format_version 1, 2 and 3"));
   std::remove(path.c_str());
 }
 

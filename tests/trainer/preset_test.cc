@@ -7,12 +7,14 @@
 #include <filesystem>
 #include <map>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/nn/encoder.h"
 #include "core/util/file.h"
 #include "gtest/gtest.h"
 #include "tests/trainer/trainer_testing.h"
@@ -142,6 +144,38 @@ TEST(TrainerTimeToQuality, ResumedRunKeepsCumulativeTrainingSeconds) {
   EXPECT_GT(first, 0);
   EXPECT_NEAR(r->history[2].train_seconds_total,
               r->history[0].seconds + r->history[1].seconds + r->history[2].seconds, 1e-9);
+}
+
+TEST(TrainerFlipAverage, ExportedModelEmbedsAnImageAndItsMirrorAlike) {
+  TrainerOptions o = TinyRun("flip");
+  o.out = o.work_dir + "/bundle";
+  o.epochs = 1;
+  o.flip_average = true;
+  absl::StatusOr<TrainResult> r = Train(o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->history.back().evaluated);
+  EXPECT_GT(r->history.back().metrics.precision_at_1, 0.2);  // chance is 0.1
+  absl::StatusOr<std::unique_ptr<Encoder>> model = Encoder::Load(o.out + "/model.pb");
+  ASSERT_TRUE(model.ok()) << model.status();
+  ASSERT_TRUE((*model)->config().flip_average);
+  std::vector<float> image(28 * 28), mirror(28 * 28), a(64), b(64);
+  for (int y = 0; y < 28; ++y) {
+    for (int x = 0; x < 28; ++x) image[y * 28 + x] = (x < 9 ? 1.5f : -0.4f) + 0.01f * y;
+  }
+  for (int y = 0; y < 28; ++y) {
+    for (int x = 0; x < 28; ++x) mirror[y * 28 + x] = image[y * 28 + 27 - x];
+  }
+  (*model)->Encode(image.data(), 1, a.data());
+  (*model)->Encode(mirror.data(), 1, b.data());
+  for (int k = 0; k < 64; ++k) EXPECT_NEAR(a[k], b[k], 1e-5) << k;
+
+  // Training is the same with and without it: only the encoding differs.
+  TrainerOptions plain = TinyRun("flip-off");
+  plain.epochs = 1;
+  absl::StatusOr<TrainResult> p = Train(plain);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->history.back().loss, r->history.back().loss);
+  EXPECT_NE(p->history.back().metrics.map_at_r, r->history.back().metrics.map_at_r);
 }
 
 TEST(TrainerPresetFlags, QualityPresetAppliesAndExplicitFlagsWin) {
